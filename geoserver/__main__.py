@@ -1,0 +1,5 @@
+"""`python -m geoserver` runs the command line."""
+
+from geoserver.cli import main
+
+main()

@@ -1,0 +1,96 @@
+"""The one place where errors become HTTP responses: a JSON body, never a stack trace or SQL text."""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from layers.errors import (
+    ClusterError,
+    DatabaseUnavailable,
+    GeoServerError,
+    IngestError,
+    InvalidParameter,
+    ManifestError,
+    NotFound,
+)
+
+log = logging.getLogger("geoserver.errors")
+
+STATUS: list[tuple[type[GeoServerError], int]] = [
+    (NotFound, 404),
+    (InvalidParameter, 400),
+    (IngestError, 422),
+    (ManifestError, 422),
+    (DatabaseUnavailable, 503),
+    (ClusterError, 503),
+]
+RETRY_AFTER_S = "5"
+
+
+def error_response(status: int, code: str, description: str, parameter: str | None = None) -> JSONResponse:
+    """An OGC-style JSON exception body."""
+    body: dict[str, str] = {"code": code, "description": description}
+    if parameter is not None:
+        body["parameter"] = parameter
+    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def status_of(exc: GeoServerError) -> int:
+    """The HTTP status for one of our errors."""
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+async def _ours(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GeoServerError)
+    status = status_of(exc)
+    if status >= 500 and status != 503:
+        log.error("%s on %s", exc.code, request.url.path)
+    return error_response(status, exc.code, exc.message, exc.parameter)
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s: %s", request.url.path, exc.__class__.__name__)
+    return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    location = first.get("loc", ())
+    parameter = str(location[-1]) if location else None
+    return error_response(400, "invalid_parameter", f"invalid value for {parameter}: {first.get('msg', '')}", parameter)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = "not_found" if exc.status_code == 404 else "http_error"
+    response = error_response(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s", request.url.path)
+    return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler on the app."""
+    app.add_exception_handler(GeoServerError, _ours)
+    app.add_exception_handler(PoolTimeout, _database_down)
+    app.add_exception_handler(psycopg.OperationalError, _database_down)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,45 @@
+"""Settings from the environment (prefix GEOSERVER_), read only when asked for, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Each field maps to GEOSERVER_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="GEOSERVER_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="A PostgreSQL/PostGIS connection URL. When unset, a private cluster runs in data_dir.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".data",
+        description="Where the embedded cluster, demo files and other state live.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    load_demo: bool = Field(default=True, description="Load the demo City on first start when empty.")
+    demo_scale: float = Field(default=1.0, gt=0, le=1000)
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int = Field(default=10, ge=1)
+    statement_timeout_ms: int = Field(default=15_000, ge=100)
+    connect_timeout_s: float = Field(default=3.0, gt=0)
+    log_level: str = "info"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def embedded(self) -> bool:
+        """True when the server runs its own PostgreSQL cluster."""
+        return not self.database_url

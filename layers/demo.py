@@ -1,0 +1,709 @@
+"""Deterministic demo City: synthetic layers in Calgary's extent, one GeoPackage per layer.
+
+Nothing here is real City data: places, addresses and people are invented, e-mail addresses use the
+reserved `example.invalid` domain and phone numbers the fictional 555-01xx range. The same seed, scale
+and `now` give identical attribute values and geometries. Each layer draws from its own random stream
+(`numpy.random.default_rng([layer offset, seed])`), so changing one layer never shifts another.
+
+Geometry is built in metres on a local equirectangular plane centred on the city and mapped to
+longitude/latitude by an affine map: straight edges stay straight, so cells sharing an edge in metres
+share it exactly in degrees. `parcels` is written in EPSG:3776 (NAD83 / Alberta 3TM ref merid 114 W) to
+exercise reprojection on ingest; every other layer in EPSG:4326.
+
+Opening hours (`facilities.opening_hours`) are a JSON object:
+
+    {"tz": "America/Edmonton",
+     "weekly": {"mon": [["09:00", "21:00"]], "tue": [...], ..., "sun": []},
+     "closed": ["2026-12-25", "2027-01-01"]}
+
+- `tz`: the IANA time zone of every local time and date in the object.
+- `weekly`: all seven keys mon tue wed thu fri sat sun, each a list of ["HH:MM", "HH:MM"] ranges (start
+  inclusive, end exclusive); an empty list means closed all that day.
+- "24:00" is allowed as an end, meaning the end of the day: ["00:00", "24:00"] is open all day.
+- A range whose end is <= start runs past midnight: ["18:00", "02:00"] under "fri" is open from Friday
+  18:00 to Saturday 02:00. A range belongs to the day it starts on.
+- `closed`: local dates "YYYY-MM-DD" on which no range starts (holidays). A range that started the day
+  before and runs past midnight is not cut short.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import Transformer
+from shapely.geometry import Polygon
+
+BASE_COUNTS: dict[str, int] = {
+    "wards": 14,
+    "communities": 200,
+    "facilities": 100,
+    "roads": 750,
+    "water_mains": 300,
+    "streetlights": 1000,
+    "parcels": 1000,
+    "events": 200,
+    "service_requests": 5000,
+}
+FIXED_COUNT_LAYERS = frozenset({"wards", "communities"})  # administrative areas do not grow with scale
+LAYER_IDS = tuple(BASE_COUNTS)
+BENCH_SCALE = 200
+DEFAULT_SEED = 20261126
+EXTENT_LONLAT = (-114.32, 50.84, -113.86, 51.21)
+TIMEZONE = "America/Edmonton"
+
+_STREAMS = {name: i for i, name in enumerate(("boundary", *LAYER_IDS))}
+_LON0, _LAT0 = -114.09, 51.025  # the local plane's origin, the middle of the extent
+_M_PER_DEG_LAT = 111_132.0
+_M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(_LAT0))
+_DOWNTOWN_M = np.array([1_750.0, 2_220.0])  # about (-114.065, 51.045) on the local plane
+_GRID_M = 160.0  # one numbered street or avenue every 160 m, as on Calgary's grid
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+_PLACES = np.array(
+    "Aspen Birch Cedar Chinook Cougar Coyote Crane Elk Fescue Foothill Prairie Heron Juniper Kestrel Larch"
+    " Lupine Magpie Maple Meadowlark Moraine Osprey Pine Poplar Quartz Sage Saskatoon Silverberry Sparrow"
+    " Spruce Stone Sunset Tamarack Thistle Willow Yarrow Amber Bluebell Clover Driftwood Falcon Granite"
+    " Harvest Ironwood Lantern Marigold Northwind Pebble Shale".split()
+)
+_PLACE_SUFFIXES = np.array(
+    "Ridge Park Heights Hills Meadows Crossing Landing Springs Point Glen Valley Estates Green Gardens"
+    " Village Bluffs Commons Terrace".split()
+)
+
+
+@dataclass(frozen=True)
+class _City:
+    boundary: Polygon  # metres on the local plane
+    now: datetime
+
+
+def layer_counts(scale: float) -> dict[str, int]:
+    """The number of features of each layer at `scale`."""
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, not {scale!r}")
+    return {k: n if k in FIXED_COUNT_LAYERS else max(1, round(n * scale)) for k, n in BASE_COUNTS.items()}
+
+
+def city_boundary(seed: int = DEFAULT_SEED) -> Polygon:
+    """The demo City's boundary for `seed`, in longitude/latitude (EPSG:4326)."""
+    return _to_lonlat(_boundary_m(seed))
+
+
+def generate(
+    out_dir: Path,
+    *,
+    scale: float = 1.0,
+    seed: int = DEFAULT_SEED,
+    now: datetime | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, Path]:
+    """Write one GeoPackage per demo layer into `out_dir` and return {layer id: path}."""
+    counts = layer_counts(scale)
+    if seed < 0:
+        raise ValueError("seed must be a non-negative integer")
+    if now is None:
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)  # a naive time is taken as UTC, like everywhere in the server
+    city = _City(boundary=_boundary_m(seed), now=now.astimezone(UTC))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for done, layer_id in enumerate(LAYER_IDS, start=1):
+        rng = np.random.default_rng([_STREAMS[layer_id], seed])
+        frame = _BUILDERS[layer_id](city, rng, counts[layer_id])
+        written[layer_id] = _write(frame, out_dir, layer_id)
+        del frame  # one layer in memory at a time
+        if progress is not None:
+            progress(layer_id, done, len(LAYER_IDS))
+    return written
+
+
+def _write(frame: gpd.GeoDataFrame, out_dir: Path, layer_id: str) -> Path:
+    final = out_dir / f"{layer_id}.gpkg"
+    partial = out_dir / f".{layer_id}.partial.gpkg"  # never leave a half-written file under the real name
+    partial.unlink(missing_ok=True)
+    frame.to_file(partial, layer=layer_id, driver="GPKG", engine="pyogrio")
+    os.replace(partial, final)
+    return final
+
+
+# --- geometry helpers (metres on the local plane) -------------------------------------------------------
+
+
+def _lonlat_coords(xy: np.ndarray) -> np.ndarray:
+    return np.column_stack([_LON0 + xy[:, 0] / _M_PER_DEG_LON, _LAT0 + xy[:, 1] / _M_PER_DEG_LAT])
+
+
+def _to_lonlat(geoms):  # type: ignore[no-untyped-def]
+    return shapely.transform(geoms, _lonlat_coords)
+
+
+def _points_lonlat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return shapely.points(_lonlat_coords(np.column_stack([x, y])))
+
+
+def _boundary_m(seed: int) -> Polygon:
+    rng = np.random.default_rng([_STREAMS["boundary"], seed])
+    theta = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
+    phase = rng.uniform(0.0, 2 * np.pi, 3)
+    # sum(amplitude * k**2) < 1 - max amplitude keeps the curve convex: every Voronoi cell clipped to it
+    # is then a single Polygon, and the shape stays inside the extent (max radius 1.066).
+    r = 1 + 0.04 * np.sin(2 * theta + phase[0]) + 0.02 * np.sin(3 * theta + phase[1])
+    r += 0.006 * np.sin(5 * theta + phase[2])
+    return Polygon(np.column_stack([14_000.0 * r * np.cos(theta), 18_500.0 * r * np.sin(theta)]))
+
+
+def _sample_xy(
+    rng: np.random.Generator, area: Polygon, n: int, clusters: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """n points inside `area`: Gaussian clusters (rows x, y, sigma_m, weight) over a uniform background."""
+    shapely.prepare(area)
+    minx, miny, maxx, maxy = area.bounds
+    parts, have = [], 0
+    while have < n:  # rejection sampling, vectorised by batch
+        k = int((n - have) * 1.4) + 64
+        x, y = rng.uniform(minx, maxx, k), rng.uniform(miny, maxy, k)
+        if clusters is not None:
+            p = np.append(clusters[:, 3], 1.0 - clusters[:, 3].sum())
+            comp = rng.choice(p.size, size=k, p=p)
+            hit = comp < len(clusters)
+            c = clusters[comp[hit]]
+            x[hit], y[hit] = rng.normal(c[:, 0], c[:, 2]), rng.normal(c[:, 1], c[:, 2])
+        inside = shapely.contains_xy(area, x, y)
+        parts.append(np.column_stack([x[inside], y[inside]]))
+        have += int(inside.sum())
+    xy = np.concatenate(parts)[:n]
+    return xy[:, 0], xy[:, 1]
+
+
+def _clusters(rng: np.random.Generator, city: _City, downtown: float, hotspots: int, share: float) -> np.ndarray:
+    """Downtown plus `hotspots` neighbourhood centres, as cluster rows for _sample_xy."""
+    hx, hy = _sample_xy(rng, city.boundary, hotspots)
+    rows = [[*_DOWNTOWN_M, 2_500.0, downtown]]
+    rows += [[x, y, s, share / hotspots] for x, y, s in zip(hx, hy, rng.uniform(700, 1_800, hotspots), strict=True)]
+    return np.array(rows)
+
+
+def _tessellate(rng: np.random.Generator, area: Polygon, n: int, iterations: int = 4) -> np.ndarray:
+    """n Voronoi cells tiling `area`, relaxed a few times (Lloyd) so they are of similar size."""
+    x, y = _sample_xy(rng, area, n)
+    seeds = shapely.points(x, y)
+    frame = area.buffer(5_000).envelope
+    for i in range(iterations + 1):
+        cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=frame, ordered=True))
+        cells = shapely.intersection(cells, area)
+        if i < iterations:
+            seeds = shapely.centroid(cells)
+    return cells
+
+
+def _lines_m(
+    rng: np.random.Generator,
+    city: _City,
+    seg_m: np.ndarray,
+    angle: np.ndarray,
+    wobble_m: np.ndarray,
+    vertices: int,
+    snap: np.ndarray,
+) -> np.ndarray:
+    """Coordinates (n, vertices, 2) of wobbly lines lying inside the boundary; `snap` puts them on the grid."""
+    n = seg_m.size
+    coords = np.empty((n, vertices, 2))
+    todo = np.arange(n)
+    for _ in range(200):
+        if todo.size == 0:
+            return coords
+        k = todo.size
+        x0, y0 = _sample_xy(rng, city.boundary, k)
+        dx, dy = np.cos(angle[todo]), np.sin(angle[todo])
+        east_west = np.abs(dx) > np.abs(dy)
+        grid = snap[todo]
+        # Grid roads run along a street or avenue line, a little off it (surveys are not perfect).
+        y0 = np.where(grid & east_west, np.round(y0 / _GRID_M) * _GRID_M + rng.normal(0, 4, k), y0)
+        x0 = np.where(grid & ~east_west, np.round(x0 / _GRID_M) * _GRID_M + rng.normal(0, 4, k), x0)
+        steps = seg_m[todo, None] * rng.uniform(0.85, 1.15, (k, vertices - 1))
+        along = np.concatenate([np.zeros((k, 1)), np.cumsum(steps, axis=1)], axis=1)
+        along -= along[:, -1:] / 2  # the sampled point is the middle of the line
+        perp = np.cumsum(rng.normal(0, 1, (k, vertices)) * wobble_m[todo, None], axis=1)
+        perp -= perp.mean(axis=1, keepdims=True)
+        xy = np.stack(
+            [
+                x0[:, None] + along * dx[:, None] - perp * dy[:, None],
+                y0[:, None] + along * dy[:, None] + perp * dx[:, None],
+            ],
+            axis=-1,
+        )
+        ok = shapely.contains(city.boundary, shapely.linestrings(xy))
+        coords[todo[ok]] = xy[ok]
+        todo = todo[~ok]
+    raise RuntimeError("could not place every line inside the city boundary")
+
+
+def _line_geoms(coords_m: np.ndarray) -> np.ndarray:
+    n, v, _ = coords_m.shape
+    return shapely.linestrings(_lonlat_coords(coords_m.reshape(-1, 2)).reshape(n, v, 2))
+
+
+# --- attribute helpers -----------------------------------------------------------------------------------
+
+
+def _allocate(rng: np.random.Generator, n: int, shares: dict[str, float]) -> np.ndarray:
+    """Exactly proportional labels (largest remainder), shuffled; every label appears once n allows."""
+    p = np.array(list(shares.values()))
+    raw = n * p / p.sum()
+    counts = np.floor(raw).astype(int)
+    counts[np.argsort(counts - raw, kind="stable")[: n - counts.sum()]] += 1
+    return rng.permutation(np.repeat(np.array(list(shares)), counts))
+
+
+def _pick(rng: np.random.Generator, n: int, shares: dict[str, float]) -> np.ndarray:
+    p = np.array(list(shares.values()))
+    return np.array(list(shares))[rng.choice(p.size, size=n, p=p / p.sum())]
+
+
+def _place_names(rng: np.random.Generator, n: int) -> np.ndarray:
+    first = _PLACES[rng.integers(0, _PLACES.size, n)]
+    return np.char.add(np.char.add(first, " "), _PLACE_SUFFIXES[rng.integers(0, _PLACE_SUFFIXES.size, n)])
+
+
+def _quadrant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    # Calgary addresses carry a quadrant relative to Centre Street (x) and Centre Avenue (y).
+    return np.char.add(np.where(y >= _DOWNTOWN_M[1], "N", "S"), np.where(x >= _DOWNTOWN_M[0], "E", "W"))
+
+
+def _grid_numbers(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    street = (np.abs(x - _DOWNTOWN_M[0]) // _GRID_M).astype(int) + 1
+    avenue = (np.abs(y - _DOWNTOWN_M[1]) // _GRID_M).astype(int) + 1
+    return street, avenue
+
+
+def _addresses(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> list[str]:
+    street, avenue = _grid_numbers(x, y)
+    on_avenue = rng.random(x.size) < 0.5
+    house = np.where(on_avenue, street, avenue) * 100 + rng.integers(1, 99, x.size)
+    kind = np.where(on_avenue, "Ave", "St")
+    return [
+        f"{h} {a if o else s} {k} {q}"
+        for h, a, s, o, k, q in zip(house, avenue, street, on_avenue, kind, _quadrant(x, y), strict=True)
+    ]
+
+
+def _phones(rng: np.random.Generator, n: int) -> list[str]:
+    return [f"403-555-01{k:02d}" for k in rng.integers(0, 100, n)]  # 555-0100..0199 is reserved as fictional
+
+
+def _utc(seconds: np.ndarray) -> pd.Series:
+    return pd.Series(pd.to_datetime(seconds, unit="s", utc=True))
+
+
+def _frame(columns: dict[str, object], geometry: np.ndarray, crs: str = "EPSG:4326") -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(columns, geometry=geometry, crs=crs)
+
+
+# --- layers ----------------------------------------------------------------------------------------------
+
+
+def _wards(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    cells = _tessellate(rng, city.boundary, n)
+    c = shapely.get_coordinates(shapely.centroid(cells))
+    cells = cells[np.argsort(-np.arctan2(c[:, 0], c[:, 1]) % (2 * np.pi))]  # numbered anticlockwise from north
+    ids = np.arange(1, n + 1)
+    return _frame(
+        {
+            "ward_id": ids.astype(np.int32),
+            "name": [f"Ward {i}" for i in ids],
+            "councillor": [f"Demo Councillor {i}" for i in ids],
+            "office_phone_internal": [f"403-555-01{i:02d}" for i in ids],
+        },
+        _to_lonlat(cells),
+    )
+
+
+def _communities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    cells = _tessellate(rng, city.boundary, n)
+    c = shapely.get_coordinates(shapely.centroid(cells))
+    combos = rng.choice(_PLACES.size * _PLACE_SUFFIXES.size, size=n, replace=False)  # unique names
+    names = [f"{_PLACES[i // _PLACE_SUFFIXES.size]} {_PLACE_SUFFIXES[i % _PLACE_SUFFIXES.size]}" for i in combos]
+    downtown_m = np.hypot(*(c - _DOWNTOWN_M).T)
+    north_south = np.abs(c[:, 1]) * 14 > np.abs(c[:, 0]) * 18.5  # compare in the ellipse's own proportions
+    sector = np.where(north_south, np.where(c[:, 1] > 0, "NORTH", "SOUTH"), np.where(c[:, 0] > 0, "EAST", "WEST"))
+    sector = np.where(downtown_m < 4_000, "CENTRE", sector)
+    density_km2 = 3_000 * np.exp(-downtown_m / 12_000) * rng.lognormal(0, 0.35, n)
+    return _frame(
+        {
+            "community_code": [f"C{i:03d}" for i in range(1, n + 1)],
+            "name": names,
+            "sector": sector,
+            "population": np.round(shapely.area(cells) / 1e6 * density_km2).astype(np.int32),
+        },
+        _to_lonlat(cells),
+    )
+
+
+def _opening_hours(year: int) -> dict[str, list[tuple[str, float]]]:
+    """JSON variants of opening hours per facility category, with their shares."""
+    holidays = [f"{year}-01-01", f"{year}-12-25", f"{year + 1}-01-01", f"{year + 1}-12-25"]
+    all_day = [["00:00", "24:00"]]
+
+    def week(weekdays: list, sat: list, sun: list, fri: list | None = None, closed: list = holidays) -> str:
+        weekly = {d: weekdays for d in _DAYS[:5]} | {"fri": fri or weekdays, "sat": sat, "sun": sun}
+        return json.dumps({"tz": TIMEZONE, "weekly": weekly, "closed": closed}, separators=(",", ":"))
+
+    always = week(all_day, all_day, all_day, closed=[])
+    return {
+        "library": [
+            (week([["09:00", "21:00"]], [["10:00", "17:00"]], [["12:00", "17:00"]], [["09:00", "18:00"]]), 0.7),
+            (week([["10:00", "20:00"]], [["10:00", "17:00"]], []), 0.3),
+        ],
+        "recreation_centre": [
+            (week([["05:30", "22:00"]], [["07:00", "21:00"]], [["07:00", "21:00"]]), 0.7),
+            (week([["06:00", "23:00"]], [["07:00", "01:00"]], [["08:00", "20:00"]], [["06:00", "01:00"]]), 0.3),
+        ],
+        "fire_station": [(always, 1.0)],
+        "park": [(week([["05:00", "23:00"]], [["05:00", "23:00"]], [["05:00", "23:00"]], closed=[]), 1.0)],
+        "clinic": [(week([["08:00", "20:00"]], [["09:00", "17:00"]], []), 0.8), (always, 0.2)],
+        "washroom": [(always, 0.4), (week([["06:00", "22:00"]], [["06:00", "22:00"]], [["06:00", "22:00"]]), 0.6)],
+        "transit_stop": [(week([["05:00", "01:30"]], [["06:00", "01:30"]], [["07:00", "00:30"]], closed=[]), 1.0)],
+        "community_hall": [(week([["09:00", "12:00"], ["18:00", "22:00"]], [["10:00", "02:00"]], []), 1.0)],
+    }
+
+
+_FACILITY_SHARES = {
+    "transit_stop": 0.46,
+    "park": 0.18,
+    "washroom": 0.08,
+    "community_hall": 0.08,
+    "clinic": 0.08,
+    "recreation_centre": 0.05,
+    "library": 0.05,
+    "fire_station": 0.02,
+}
+_FACILITY_LABELS = {
+    "library": "Library",
+    "recreation_centre": "Recreation Centre",
+    "park": "Park",
+    "clinic": "Community Clinic",
+    "washroom": "Public Washroom",
+    "community_hall": "Community Hall",
+}
+
+
+def _facilities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    category = _allocate(rng, n, _FACILITY_SHARES)
+    x, y = _sample_xy(rng, city.boundary, n, _clusters(rng, city, 0.15, 12, 0.35))
+    hours = np.empty(n, dtype=object)
+    for cat, variants in _opening_hours(city.now.year).items():
+        mine = np.flatnonzero(category == cat)
+        texts = np.array([v for v, _ in variants], dtype=object)
+        hours[mine] = texts[rng.choice(len(variants), size=mine.size, p=[s for _, s in variants])]
+    places = _place_names(rng, n)
+    street, avenue = _grid_numbers(x, y)
+    quadrant = _quadrant(x, y)
+    names = []
+    for i, (cat, place) in enumerate(zip(category, places, strict=True)):
+        if cat == "transit_stop":
+            names.append(f"Stop {6000 + i}: {avenue[i]} Ave & {street[i]} St {quadrant[i]}")
+        elif cat == "fire_station":
+            names.append(f"Demo Fire Station {i + 1}")
+        else:
+            names.append(f"{place} {_FACILITY_LABELS[cat]}")
+    notes = np.array(
+        [
+            "keys with the caretaker",
+            "accessible entrance under repair",
+            "check HVAC filter",
+            "no issues reported",
+            "alarm panel code changed",
+        ]
+    )
+    return _frame(
+        {
+            "facility_id": np.arange(1, n + 1, dtype=np.int64),
+            "name": names,
+            "category": category,
+            "address": _addresses(rng, x, y),
+            "phone": _phones(rng, n),
+            "opening_hours": hours.astype(str),
+            "staff_notes": [f"Demo note {i}: {t}" for i, t in enumerate(notes[rng.integers(0, notes.size, n)], 1)],
+        },
+        _points_lonlat(x, y),
+    )
+
+
+_ROAD_CLASSES = {  # share, segment length (m), wobble (m), speed limits (km/h)
+    "local": (0.70, (35, 60), 1.5, (40, 40, 40, 30)),
+    "collector": (0.18, (90, 140), 6.0, (50,)),
+    "arterial": (0.09, (220, 350), 15.0, (60, 70)),
+    "highway": (0.03, (500, 800), 60.0, (80, 100)),
+}
+
+
+def _roads(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    road_class = _allocate(rng, n, {k: v[0] for k, v in _ROAD_CLASSES.items()})
+    seg = np.empty(n)
+    wobble = np.empty(n)
+    speed = np.empty(n, dtype=np.int32)
+    for cls, (_, (lo, hi), wob, speeds) in _ROAD_CLASSES.items():
+        mine = road_class == cls
+        seg[mine] = rng.uniform(lo, hi, mine.sum())
+        wobble[mine] = wob
+        speed[mine] = rng.choice(speeds, mine.sum())
+    highway = road_class == "highway"
+    angle = np.where(rng.random(n) < 0.5, 0.0, np.pi / 2) + rng.normal(0, 0.01, n)
+    angle[highway] = rng.uniform(0, np.pi, highway.sum())  # highways cut across the grid
+    coords = _lines_m(rng, city, seg, angle, wobble, 9, ~highway)
+    mid = coords[:, 4]
+    street, avenue = _grid_numbers(mid[:, 0], mid[:, 1])
+    quadrant = _quadrant(mid[:, 0], mid[:, 1])
+    places = _PLACES[rng.integers(0, _PLACES.size, n)]
+    kinds = np.array(["Drive", "Road", "Way", "Crescent", "Gate"])[rng.integers(0, 5, n)]
+    east_west = np.abs(np.cos(angle)) > np.abs(np.sin(angle))
+    names = []
+    for i, cls in enumerate(road_class):
+        if cls == "local":
+            names.append(f"{avenue[i]} Ave {quadrant[i]}" if east_west[i] else f"{street[i]} St {quadrant[i]}")
+        elif cls == "collector":
+            names.append(f"{places[i]} {kinds[i]} {quadrant[i]}")
+        elif cls == "arterial":
+            names.append(f"{places[i]} Boulevard {quadrant[i]}")
+        else:
+            names.append(f"{places[i]} Trail")
+    return _frame(
+        {
+            "road_id": np.arange(1, n + 1, dtype=np.int64),
+            "name": names,
+            "road_class": road_class,
+            "speed_limit_kmh": speed,
+        },
+        _line_geoms(coords),
+    )
+
+
+_MATERIALS = {  # share, install years
+    "PVC": (0.35, (1978, 2025)),
+    "ductile iron": (0.25, (1968, 2005)),
+    "cast iron": (0.15, (1950, 1975)),
+    "concrete": (0.10, (1955, 1990)),
+    "HDPE": (0.10, (1995, 2025)),
+    "steel": (0.05, (1958, 1985)),
+}
+
+
+def _water_mains(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    angle = np.where(rng.random(n) < 0.5, 0.0, np.pi / 2) + rng.normal(0, 0.01, n)
+    coords = _lines_m(rng, city, rng.uniform(60, 150, n), angle, np.full(n, 2.0), 6, np.ones(n, dtype=bool))
+    material = _pick(rng, n, {k: v[0] for k, v in _MATERIALS.items()})
+    year = np.empty(n, dtype=np.int32)
+    for name, (_, (lo, hi)) in _MATERIALS.items():
+        mine = material == name
+        year[mine] = rng.integers(lo, hi + 1, mine.sum())
+    condition = np.clip(100 - (city.now.year - year) * 1.1 + rng.normal(0, 8, n), 0, 100)
+    return _frame(
+        {
+            "main_id": np.arange(1, n + 1, dtype=np.int64),
+            "diameter_mm": rng.choice(
+                np.array([150, 200, 250, 300, 400, 600, 900, 1200], dtype=np.int32),
+                n,
+                p=[0.25, 0.3, 0.12, 0.12, 0.08, 0.06, 0.04, 0.03],
+            ),
+            "material": material,
+            "install_year": year,
+            "condition_score_internal": np.round(condition, 1),
+        },
+        _line_geoms(coords),
+    )
+
+
+_LAMPS = {
+    "LED": (0.6, (40, 60, 90, 120, 150)),
+    "HPS": (0.3, (70, 100, 150, 250, 400)),
+    "MH": (0.07, (100, 175, 250)),
+    "LPS": (0.03, (55, 90, 135)),
+}
+
+
+def _streetlights(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    x, y = _sample_xy(rng, city.boundary, n, _clusters(rng, city, 0.2, 20, 0.4))
+    lamp = _pick(rng, n, {k: v[0] for k, v in _LAMPS.items()})
+    watts = np.empty(n, dtype=np.int32)
+    for name, (_, choices) in _LAMPS.items():
+        mine = lamp == name
+        watts[mine] = rng.choice(choices, mine.sum())
+    return _frame(
+        {"light_id": np.arange(1, n + 1, dtype=np.int64), "lamp_type": lamp, "wattage": watts}, _points_lonlat(x, y)
+    )
+
+
+_LAND_USES = {  # share of blocks, assessed $ per m2
+    "residential": (0.72, 900),
+    "commercial": (0.10, 1500),
+    "industrial": (0.06, 500),
+    "institutional": (0.04, 700),
+    "open_space": (0.04, 50),
+    "vacant": (0.04, 200),
+}
+
+
+def _parcels(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    # Blocks of 2 rows x 8 lots back to back across a 6 m lane, on a 220 m x 100 m block grid; each lot is a
+    # trapezoid whose side lines are jittered but shared with its neighbour, so lots never overlap.
+    n_blocks = -(-n // 16)
+    minx, miny, maxx, maxy = city.boundary.bounds
+    unit = 1.0  # shrunk (lots get smaller) only when a very large scale needs more blocks than fit
+    while True:
+        grid = np.meshgrid(np.arange(minx, maxx, 220.0 * unit), np.arange(miny, maxy, 100.0 * unit))
+        sx, sy = (a.ravel() for a in grid)
+        fits = shapely.contains(city.boundary, shapely.box(sx, sy, sx + 200 * unit, sy + 86 * unit))
+        if fits.sum() >= n_blocks:
+            break
+        unit /= 1.1
+    sx, sy = sx[fits], sy[fits]
+    d = np.hypot(sx + 100 - _DOWNTOWN_M[0], sy + 43 - _DOWNTOWN_M[1])
+    weight = 0.25 + np.exp(-(((d - 9_000) / 5_000) ** 2))  # mostly a suburban ring
+    keys = np.log(weight) + rng.gumbel(size=sx.size)  # Gumbel top-k: weighted sampling without replacement
+    pick = np.sort(np.argpartition(-keys, n_blocks - 1)[:n_blocks])
+    sx, sy = sx[pick], sy[pick]
+    width = unit * rng.choice([15.0, 20.0, 25.0], n_blocks, p=[0.3, 0.45, 0.25])[:, None, None]
+    depth = unit * rng.choice([30.0, 35.0, 40.0], n_blocks)[:, None, None]
+    base = sx[:, None, None] + width * np.arange(9)
+    jitter = rng.uniform(-0.15, 0.15, (2, n_blocks, 2, 9)) * width
+    jitter[..., [0, 8]] = 0.0  # the block's ends stay straight
+    front, back = base + jitter[0], base + jitter[1]  # (block, row, line)
+    rows = np.array([0.0, 1.0])[:, None] * (depth + 6.0 * unit)
+    y0 = np.broadcast_to(sy[:, None, None] + rows, (n_blocks, 2, 8))
+    y1 = y0 + depth
+    ring_x = np.stack([front[..., :-1], front[..., 1:], back[..., 1:], back[..., :-1], front[..., :-1]], -1)
+    ring_y = np.stack([y0, y0, y1, y1, y0], -1)
+    rings = np.stack([ring_x, ring_y], -1).reshape(-1, 5, 2)[:n]
+    lonlat = _lonlat_coords(rings.reshape(-1, 2))
+    to_3tm = Transformer.from_crs("EPSG:4326", "EPSG:3776", always_xy=True)
+    e, nn = to_3tm.transform(lonlat[:, 0], lonlat[:, 1])
+    geoms = shapely.polygons(np.column_stack([e, nn]).reshape(-1, 5, 2))
+    uses = np.array(list(_LAND_USES))
+    use = np.repeat(rng.choice(uses.size, n_blocks, p=[v[0] for v in _LAND_USES.values()]), 16)[:n]
+    use = np.where(rng.random(n) < 0.05, rng.integers(0, uses.size, n), use)  # the odd corner store
+    area = shapely.area(geoms)
+    rate = np.array([v[1] for v in _LAND_USES.values()])[use]
+    return _frame(
+        {
+            "parcel_id": np.arange(1, n + 1, dtype=np.int64),
+            "land_use": uses[use],
+            "assessed_value": (np.round(area * rate * rng.lognormal(0, 0.3, n), -3)).astype(np.int64),
+            "area_m2": np.round(area, 1),
+        },
+        geoms,
+        crs="EPSG:3776",
+    )
+
+
+_EVENTS = {  # share, duration hours, title words
+    "festival": (0.10, (6, 72), ("Summer Festival", "Lantern Festival", "Food Truck Festival", "Folk Festival")),
+    "market": (0.15, (4, 8), ("Farmers' Market", "Night Market", "Craft Market", "Flea Market")),
+    "sport": (0.20, (2, 5), ("Fun Run", "Youth Soccer Cup", "Hockey Tournament", "Pickleball Open")),
+    "concert": (0.15, (2, 4), ("Jazz Night", "Symphony in the Park", "Choir Concert", "Rock Showcase")),
+    "community": (0.25, (1, 4), ("Cleanup Day", "Open House", "Block Party", "Tree Planting")),
+    "road_closure": (0.15, (4, 336), ("Water Main Repair", "Paving Works", "Bridge Inspection", "Parade Route")),
+}
+_QUARTER_S = 900
+
+
+def _events(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    category = _allocate(rng, n, {k: v[0] for k, v in _EVENTS.items()})
+    phase = _allocate(rng, n, {"past": 0.35, "now": 0.20, "upcoming": 0.45})
+    quarters = np.empty(n, dtype=np.int64)  # durations in quarter hours, so times fall on :00 :15 :30 :45
+    titles = np.empty(n, dtype=object)
+    places = _PLACES[rng.integers(0, _PLACES.size, n)]
+    for cat, (_, (lo, hi), words) in _EVENTS.items():
+        mine = category == cat
+        quarters[mine] = rng.integers(lo * 4, hi * 4 + 1, mine.sum())
+        titles[mine] = np.char.add(np.char.add(places[mine], " "), np.array(words)[rng.integers(0, 4, mine.sum())])
+    now_s = math.floor(city.now.timestamp())
+    start = np.empty(n, dtype=np.int64)
+    past, current, upcoming = phase == "past", phase == "now", phase == "upcoming"
+    # past: ended 15 min to 60 days ago; now: started at most (duration - 15 min) ago; upcoming: within 90 days.
+    start[past] = now_s - (rng.integers(1, 60 * 96, past.sum()) + quarters[past]) * _QUARTER_S
+    start[current] = now_s - np.floor(rng.random(current.sum()) * quarters[current]).astype(np.int64) * _QUARTER_S
+    start[upcoming] = now_s + rng.integers(1, 90 * 96, upcoming.sum()) * _QUARTER_S
+    x, y = _sample_xy(rng, city.boundary, n, _clusters(rng, city, 0.35, 10, 0.35))
+    street, avenue = _grid_numbers(x, y)
+    quadrant = _quadrant(x, y)
+    venue_words = np.array(["Park", "Community Hall", "Arena", "Plaza", "Bandshell", "Fieldhouse"])
+    venues = np.char.add(np.char.add(places, " "), venue_words[rng.integers(0, venue_words.size, n)]).astype(object)
+    closure = category == "road_closure"
+    venues[closure] = [
+        f"{a} Ave & {s} St {q}" for a, s, q in zip(avenue[closure], street[closure], quadrant[closure], strict=True)
+    ]
+    return _frame(
+        {
+            "event_id": np.arange(1, n + 1, dtype=np.int64),
+            "title": titles.astype(str),
+            "category": category,
+            "venue": venues.astype(str),
+            "starts_at": _utc(start),
+            "ends_at": _utc(start + quarters * _QUARTER_S),
+            "organizer_email": [f"organizer{k:04d}@example.invalid" for k in rng.integers(0, 10_000, n)],
+        },
+        _points_lonlat(x, y),
+    )
+
+
+_SERVICE_CODES = {  # share, median hours to close
+    "POTHOLE": (0.20, 120),
+    "GRAFFITI": (0.10, 72),
+    "STREETLIGHT_OUT": (0.10, 96),
+    "WASTE_MISSED": (0.18, 24),
+    "SNOW_ICE": (0.15, 36),
+    "NOISE": (0.10, 12),
+    "TREE": (0.09, 240),
+    "WATER_LEAK": (0.08, 8),
+}
+
+
+def _service_requests(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
+    x, y = _sample_xy(rng, city.boundary, n, _clusters(rng, city, 0.30, 12, 0.35))
+    codes = np.array(list(_SERVICE_CODES))
+    code_idx = rng.choice(codes.size, n, p=[v[0] for v in _SERVICE_CODES.values()])
+    now_s = math.floor(city.now.timestamp())
+    requested = now_s - rng.integers(60, 365 * 86_400, n)
+    median_s = np.array([v[1] for v in _SERVICE_CODES.values()])[code_idx] * 3_600.0
+    closed_at = requested + np.round(median_s * rng.lognormal(0, 1.0, n)).astype(np.int64)
+    closed = (closed_at <= now_s) & (rng.random(n) > 0.03)  # a few requests stay open for good
+    status = np.where(closed, 2, np.where(rng.random(n) < 0.45, 1, 0))
+    order = np.argsort(requested, kind="stable")  # request numbers follow the order they came in
+    contacts = [f"resident{k:05d}@example.invalid" for k in range(100_000)]
+    # Categoricals: a million rows of repeated strings would otherwise be a million Python objects each.
+    return _frame(
+        {
+            "request_id": [f"SR-{i:08d}" for i in range(1, n + 1)],
+            "service_code": pd.Categorical.from_codes(code_idx[order], categories=codes),
+            "status": pd.Categorical.from_codes(status[order], categories=["open", "in_progress", "closed"]),
+            "requested_at": _utc(requested[order]),
+            "closed_at": _utc(closed_at[order]).where(closed[order]),
+            "requester_contact": pd.Categorical.from_codes(rng.integers(0, len(contacts), n), categories=contacts),
+        },
+        _points_lonlat(x[order], y[order]),
+    )
+
+
+_BUILDERS: dict[str, Callable[[_City, np.random.Generator, int], gpd.GeoDataFrame]] = {
+    "wards": _wards,
+    "communities": _communities,
+    "facilities": _facilities,
+    "roads": _roads,
+    "water_mains": _water_mains,
+    "streetlights": _streetlights,
+    "parcels": _parcels,
+    "events": _events,
+    "service_requests": _service_requests,
+}

@@ -1,0 +1,58 @@
+"""One error hierarchy for the whole server; `geoserver.errors` maps it to HTTP statuses in one place."""
+
+from __future__ import annotations
+
+
+class GeoServerError(Exception):
+    """Base of every error the server raises on purpose. Its message is safe to show a client."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, parameter: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.parameter = parameter
+
+
+class NotFound(GeoServerError):
+    """The thing does not exist, or the caller may not see it (the two are indistinguishable)."""
+
+    code = "not_found"
+
+
+class LayerNotFound(NotFound):
+    """No layer with this id is visible to the caller."""
+
+    def __init__(self, layer_id: str) -> None:
+        super().__init__(f"no layer named {layer_id!r}", parameter="collectionId")
+        self.layer_id = layer_id
+
+
+class InvalidParameter(GeoServerError):
+    """A request parameter is malformed, out of range or unknown."""
+
+    code = "invalid_parameter"
+
+
+class ManifestError(GeoServerError):
+    """A layer manifest is malformed or inconsistent."""
+
+    code = "invalid_manifest"
+
+
+class IngestError(GeoServerError):
+    """A file cannot be loaded into a layer; the previous version of the layer is untouched."""
+
+    code = "ingest_failed"
+
+
+class DatabaseUnavailable(GeoServerError):
+    """The database cannot be reached right now; the client may retry later."""
+
+    code = "database_unavailable"
+
+
+class ClusterError(GeoServerError):
+    """The embedded PostgreSQL cluster could not be initialised, started or stopped."""
+
+    code = "cluster_error"

@@ -1,0 +1,136 @@
+"""The server's own tables: catalogue, fields, groups, memberships, API tokens, audit log.
+
+Alembic migrations in `layers/migrations/` create them; these models describe them for GeoAlchemy2/SQLAlchemy.
+Managed layer tables live in their own schema (`LAYER_SCHEMA`) and are not modelled here: their columns come from
+the files loaded into them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Identity,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+CATALOG_SCHEMA = "geoserver"
+LAYER_SCHEMA = "layer_data"
+
+
+class Base(DeclarativeBase):
+    """Declarative base bound to the catalogue schema."""
+
+    metadata = MetaData(schema=CATALOG_SCHEMA)
+
+
+class Group(Base):
+    """A community group (or a City team) that owns layers and whose members may see them."""
+
+    __tablename__ = "groups"
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Membership(Base):
+    """One subject's membership of a group."""
+
+    __tablename__ = "memberships"
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, primary_key=True)
+    role: Mapped[str] = mapped_column(Text, server_default="member")
+    __table_args__ = (CheckConstraint("role IN ('member', 'editor', 'admin')", name="membership_role"),)
+
+
+class Layer(Base):
+    """One catalogue layer: metadata, where its rows are, and who may see it."""
+
+    __tablename__ = "layers"
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    title: Mapped[dict[str, str]] = mapped_column(JSONB)
+    description: Mapped[dict[str, str]] = mapped_column(JSONB)
+    category: Mapped[str] = mapped_column(Text)
+    department: Mapped[str] = mapped_column(Text)
+    license_name: Mapped[str] = mapped_column(Text)
+    license_url: Mapped[str | None] = mapped_column(Text)
+    update_frequency: Mapped[str] = mapped_column(Text)
+    is_demo: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    keywords: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
+    source_kind: Mapped[str] = mapped_column(Text)
+    table_schema: Mapped[str] = mapped_column(Text)
+    table_name: Mapped[str] = mapped_column(Text)
+    id_column: Mapped[str] = mapped_column(Text)
+    geometry_column: Mapped[str] = mapped_column(Text)
+    geometry_3857_column: Mapped[str | None] = mapped_column(Text)
+    geometry_type: Mapped[str] = mapped_column(Text)
+    time_start_field: Mapped[str | None] = mapped_column(Text)
+    time_end_field: Mapped[str | None] = mapped_column(Text)
+    category_field: Mapped[str | None] = mapped_column(Text)
+    opening_hours_field: Mapped[str | None] = mapped_column(Text)
+    min_zoom: Mapped[int] = mapped_column(Integer)
+    max_zoom: Mapped[int] = mapped_column(Integer)
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))
+    extent: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326), nullable=True)
+    temporal_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    temporal_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    feature_count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    version: Mapped[int] = mapped_column(BigInteger, server_default="1")
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    __table_args__ = (
+        CheckConstraint("source_kind IN ('managed', 'table')", name="layer_source_kind"),
+        CheckConstraint("min_zoom BETWEEN 0 AND 24 AND max_zoom BETWEEN min_zoom AND 24", name="layer_zoom"),
+    )
+
+
+class LayerField(Base):
+    """One column of a layer's table. Only rows with `is_public` ever leave the database."""
+
+    __tablename__ = "layer_fields"
+    layer_id: Mapped[str] = mapped_column(ForeignKey("layers.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    data_type: Mapped[str] = mapped_column(Text)
+    is_public: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    description: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256 digest."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    token_sha256: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    is_staff: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    label: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """Who did what to which layer, and when."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    layer_id: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")

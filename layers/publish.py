@@ -1,0 +1,135 @@
+"""Publishing manifests: the one entry point for loading a City layer, whatever its source."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import sql
+
+from layers.errors import GeoServerError, IngestError
+from layers.manifest import LayerManifest, city_manifest_dir
+from layers.models import CATALOG_SCHEMA
+
+if TYPE_CHECKING:  # the ingest stack (GDAL, geopandas) is imported only where a load actually runs
+    from layers.ingest import LoadResult, Progress
+
+
+def publish(
+    database_url: str,
+    manifest: LayerManifest,
+    *,
+    manifest_dir: Path | None = None,
+    data_dir: Path | None = None,
+    file: Path | None = None,
+    crs: str | None = None,
+    progress: Progress | None = None,
+) -> LoadResult:
+    """Load or publish one layer described by `manifest` (its file, `file` if given, or its table)."""
+    from layers.ingest import load_file, publish_table, resolve_source
+
+    if manifest.source.table is not None and file is None:
+        return publish_table(database_url, manifest)
+    path = file or resolve_source(manifest, manifest_dir or city_manifest_dir(), data_dir)
+    if progress is None:
+        return load_file(database_url, manifest, path, crs=crs)
+    return load_file(database_url, manifest, path, crs=crs, progress=progress)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One layer to publish: its manifest, and optionally a file (and its CRS) instead of the manifest's source."""
+
+    manifest: LayerManifest
+    file: Path | None = None
+    crs: str | None = None
+    manifest_dir: Path | None = None
+
+
+JobProgress = Callable[[str, str, int, int], None]  # layer id, stage, done, total
+
+
+def _child(out: Any, database_url: str, jobs: list[Job], data_dir: Path | None) -> None:
+    for job in jobs:
+        layer = job.manifest.id
+
+        def report(stage: str, done: int, total: int, layer: str = layer) -> None:
+            out.put(("progress", (layer, stage, done, total)))
+
+        try:
+            result = publish(
+                database_url,
+                job.manifest,
+                manifest_dir=job.manifest_dir,
+                data_dir=data_dir,
+                file=job.file,
+                crs=job.crs,
+                progress=report,
+            )
+        except GeoServerError as exc:
+            out.put(("error", f"{layer}: {exc.message}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises a clean error
+            out.put(("error", f"{layer}: unexpected {exc.__class__.__name__} while loading: {str(exc)[:300]}"))
+            return
+        out.put(("done", result))
+    out.put(("finished", None))
+
+
+def publish_in_subprocess(
+    database_url: str,
+    jobs: list[Job],
+    *,
+    data_dir: Path | None = None,
+    progress: JobProgress | None = None,
+) -> list[LoadResult]:
+    """Publish layers one after another in a separate process: GDAL and a large file's memory stay out of ours.
+
+    Each layer is its own transaction. If the child dies (killed, out of memory), PostgreSQL rolls back the layer
+    it was loading, whose previous version stays as it was; the layers finished before it stay published.
+    """
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    child = context.Process(target=_child, args=(messages, database_url, jobs, data_dir), daemon=True)
+    child.start()
+    results: list[LoadResult] = []
+    try:
+        while True:
+            try:
+                kind, payload = messages.get(timeout=0.5)
+            except queue.Empty:
+                if not child.is_alive():
+                    raise IngestError(
+                        f"the load stopped unexpectedly (exit code {child.exitcode}) after {len(results)} of "
+                        f"{len(jobs)} layers; the layer it was loading keeps its previous version"
+                    ) from None
+                continue
+            if kind == "progress" and progress is not None:
+                progress(*payload)
+            elif kind == "done":
+                results.append(payload)
+            elif kind == "finished":
+                return results
+            elif kind == "error":
+                raise IngestError(payload)
+    finally:
+        child.join(timeout=5)
+        if child.is_alive():
+            child.kill()
+
+
+def catalogue_size(database_url: str) -> int:
+    """How many layers the catalogue holds (0 when the catalogue tables do not exist yet)."""
+    with psycopg.connect(database_url) as conn:
+        exists = conn.execute("SELECT to_regclass(%s)", [f"{CATALOG_SCHEMA}.layers"]).fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(CATALOG_SCHEMA, "layers"))
+        ).fetchone()
+        return int(row[0]) if row else 0

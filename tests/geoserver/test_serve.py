@@ -1,0 +1,154 @@
+"""`geoserver serve` end to end: first start, the CLI beside it, clean stops, reuse, recovery after a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from geoserver.cluster import EmbeddedCluster
+from tests.conftest import make_shared_dir
+
+DEMO_LAYERS = {
+    "wards": "boundaries",
+    "communities": "boundaries",
+    "facilities": "facilities",
+    "roads": "infrastructure",
+    "water_mains": "infrastructure",
+    "streetlights": "infrastructure",
+    "parcels": "property",
+    "events": "events",
+    "service_requests": "service_requests",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """One `geoserver serve` process on a data directory of its own."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.env = {**os.environ, "GEOSERVER_DATA_DIR": str(data_dir), "GEOSERVER_PORT": str(port)}
+        self.env.pop("GEOSERVER_DATABASE_URL", None)
+        self.process: subprocess.Popen[str] | None = None
+        self.output = ""
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "geoserver", "serve"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def status(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def wait_ready(self, timeout_s: float = 120) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.process.communicate()[0]}")
+            if self.status("/ready") == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError("the server did not become ready")
+
+    def stop(self, sig: int) -> int:
+        assert self.process is not None
+        self.process.send_signal(sig)
+        self.output, _ = self.process.communicate(timeout=60)
+        return self.process.returncode
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "geoserver", *args], env=self.env, capture_output=True, text=True, timeout=120
+        )
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    root = make_shared_dir("geoserver-serve-")
+    srv = Server(root / "data", _free_port())
+    try:
+        yield srv
+    finally:
+        if srv.process is not None and srv.process.poll() is None:
+            srv.process.kill()
+            srv.process.communicate()
+        EmbeddedCluster(root / "data").stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_serve_loads_the_demo_city_and_stops_cleanly(server: Server) -> None:
+    server.start()
+    server.wait_ready()
+    assert server.status("/health") == 200
+
+    listed = server.cli("layers", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    layers = {row["id"]: row for row in json.loads(listed.stdout)}
+    assert {k: v["category"] for k, v in layers.items()} == DEMO_LAYERS
+    assert all(row["demo"] and "demo" in row["title"].lower() for row in layers.values())
+    assert server.cli("cluster", "status").returncode == 0  # the CLI found the server's cluster and left it running
+
+    assert server.stop(signal.SIGTERM) == 0
+    assert "Stopping the embedded PostgreSQL cluster" in server.output
+    assert server.cli("cluster", "status").returncode == 3
+
+    # A second run reuses the cluster's data and the demo files: nothing is generated or loaded again.
+    server.start()
+    server.wait_ready()
+    assert server.stop(signal.SIGINT) == 0
+    assert "Generating the demo City" not in server.output and "Loading the demo City" not in server.output
+    assert server.cli("cluster", "status").returncode == 3
+
+
+def test_serve_recovers_after_a_crash(server: Server) -> None:
+    server.start()
+    server.wait_ready()
+    assert server.process is not None
+    cluster = EmbeddedCluster(server.data_dir)
+    postmaster = int((cluster.pgdata / "postmaster.pid").read_text().splitlines()[0])
+    server.process.kill()  # the server dies without cleaning up...
+    server.process.communicate()
+    os.kill(postmaster, signal.SIGKILL)  # ...and so does PostgreSQL
+    server.start()
+    server.wait_ready()
+    listed = server.cli("layers", "list", "--json")
+    assert {row["id"] for row in json.loads(listed.stdout)} == set(DEMO_LAYERS)
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def test_cli_commands_start_and_stop_the_cluster_they_need(server: Server) -> None:
+    assert server.cli("migrate").returncode == 0
+    listed = server.cli("layers", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []
+    assert server.cli("cluster", "status").returncode == 3  # started for the command, stopped after it
+    shown = server.cli("layers", "show", "no-such-layer")
+    assert shown.returncode == 1 and "no layer named 'no-such-layer'" in shown.stderr
+    assert "Traceback" not in shown.stderr
