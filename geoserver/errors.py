@@ -19,6 +19,7 @@ from layers.errors import (
     InvalidParameter,
     ManifestError,
     NotFound,
+    Unauthorized,
 )
 
 log = logging.getLogger("geoserver.errors")
@@ -29,6 +30,7 @@ STATUS: list[tuple[type[GeoServerError], int]] = [
     (IngestError, 422),
     (ManifestError, 422),
     (DatabaseUnavailable, 503),
+    (Unauthorized, 401),
     (ClusterError, 503),
 ]
 RETRY_AFTER_S = "5"
@@ -40,6 +42,8 @@ def error_response(status: int, code: str, description: str, parameter: str | No
     if parameter is not None:
         body["parameter"] = parameter
     headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse(body, status_code=status, headers=headers)
 
 

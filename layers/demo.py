@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -44,16 +45,9 @@ from pyproj import Transformer
 from shapely.geometry import Polygon
 
 BASE_COUNTS: dict[str, int] = {
-    "wards": 14,
-    "communities": 200,
-    "facilities": 100,
-    "roads": 750,
-    "water_mains": 300,
-    "streetlights": 1000,
-    "parcels": 1000,
-    "events": 200,
-    "service_requests": 5000,
-}
+    "wards": 14, "communities": 200, "facilities": 100, "roads": 750, "water_mains": 300, "streetlights": 1000,
+    "parcels": 1000, "events": 200, "service_requests": 5000,
+}  # fmt: skip
 FIXED_COUNT_LAYERS = frozenset({"wards", "communities"})  # administrative areas do not grow with scale
 LAYER_IDS = tuple(BASE_COUNTS)
 BENCH_SCALE = 200
@@ -145,7 +139,7 @@ def _lonlat_coords(xy: np.ndarray) -> np.ndarray:
     return np.column_stack([_LON0 + xy[:, 0] / _M_PER_DEG_LON, _LAT0 + xy[:, 1] / _M_PER_DEG_LAT])
 
 
-def _to_lonlat(geoms):  # type: ignore[no-untyped-def]
+def _to_lonlat(geoms: Any) -> Any:
     return shapely.transform(geoms, _lonlat_coords)
 
 
@@ -380,23 +374,16 @@ def _opening_hours(year: int) -> dict[str, list[tuple[str, float]]]:
 
 
 _FACILITY_SHARES = {
-    "transit_stop": 0.46,
-    "park": 0.18,
-    "washroom": 0.08,
-    "community_hall": 0.08,
-    "clinic": 0.08,
-    "recreation_centre": 0.05,
-    "library": 0.05,
-    "fire_station": 0.02,
-}
+    "transit_stop": 0.46, "park": 0.18, "washroom": 0.08, "community_hall": 0.08, "clinic": 0.08,
+    "recreation_centre": 0.05, "library": 0.05, "fire_station": 0.02,
+}  # fmt: skip
 _FACILITY_LABELS = {
-    "library": "Library",
-    "recreation_centre": "Recreation Centre",
-    "park": "Park",
-    "clinic": "Community Clinic",
-    "washroom": "Public Washroom",
-    "community_hall": "Community Hall",
-}
+    "library": "Library", "recreation_centre": "Recreation Centre", "park": "Park", "clinic": "Community Clinic",
+    "washroom": "Public Washroom", "community_hall": "Community Hall",
+}  # fmt: skip
+_STAFF_NOTES = np.array(
+    ["keys with the caretaker", "accessible entrance under repair", "check HVAC filter", "no issues reported"]
+)
 
 
 def _facilities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
@@ -418,15 +405,6 @@ def _facilities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFra
             names.append(f"Demo Fire Station {i + 1}")
         else:
             names.append(f"{place} {_FACILITY_LABELS[cat]}")
-    notes = np.array(
-        [
-            "keys with the caretaker",
-            "accessible entrance under repair",
-            "check HVAC filter",
-            "no issues reported",
-            "alarm panel code changed",
-        ]
-    )
     return _frame(
         {
             "facility_id": np.arange(1, n + 1, dtype=np.int64),
@@ -435,7 +413,7 @@ def _facilities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFra
             "address": _addresses(rng, x, y),
             "phone": _phones(rng, n),
             "opening_hours": hours.astype(str),
-            "staff_notes": [f"Demo note {i}: {t}" for i, t in enumerate(notes[rng.integers(0, notes.size, n)], 1)],
+            "staff_notes": [f"Demo note {i}: {t}" for i, t in enumerate(_STAFF_NOTES[rng.integers(0, 4, n)], 1)],
         },
         _points_lonlat(x, y),
     )
@@ -491,13 +469,9 @@ def _roads(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
 
 
 _MATERIALS = {  # share, install years
-    "PVC": (0.35, (1978, 2025)),
-    "ductile iron": (0.25, (1968, 2005)),
-    "cast iron": (0.15, (1950, 1975)),
-    "concrete": (0.10, (1955, 1990)),
-    "HDPE": (0.10, (1995, 2025)),
-    "steel": (0.05, (1958, 1985)),
-}
+    "PVC": (0.35, (1978, 2025)), "ductile iron": (0.25, (1968, 2005)), "cast iron": (0.15, (1950, 1975)),
+    "concrete": (0.10, (1955, 1990)), "HDPE": (0.10, (1995, 2025)), "steel": (0.05, (1958, 1985)),
+}  # fmt: skip
 
 
 def _water_mains(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
@@ -507,7 +481,7 @@ def _water_mains(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFr
     year = np.empty(n, dtype=np.int32)
     for name, (_, (lo, hi)) in _MATERIALS.items():
         mine = material == name
-        year[mine] = rng.integers(lo, hi + 1, mine.sum())
+        year[mine] = rng.integers(lo, max(lo, min(hi, city.now.year)) + 1, mine.sum())  # nothing laid in future
     condition = np.clip(100 - (city.now.year - year) * 1.1 + rng.normal(0, 8, n), 0, 100)
     return _frame(
         {
@@ -525,12 +499,10 @@ def _water_mains(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFr
     )
 
 
-_LAMPS = {
-    "LED": (0.6, (40, 60, 90, 120, 150)),
-    "HPS": (0.3, (70, 100, 150, 250, 400)),
-    "MH": (0.07, (100, 175, 250)),
+_LAMPS = {  # share, wattages
+    "LED": (0.6, (40, 60, 90, 120, 150)), "HPS": (0.3, (70, 100, 150, 250, 400)), "MH": (0.07, (100, 175, 250)),
     "LPS": (0.03, (55, 90, 135)),
-}
+}  # fmt: skip
 
 
 def _streetlights(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
@@ -546,13 +518,9 @@ def _streetlights(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataF
 
 
 _LAND_USES = {  # share of blocks, assessed $ per m2
-    "residential": (0.72, 900),
-    "commercial": (0.10, 1500),
-    "industrial": (0.06, 500),
-    "institutional": (0.04, 700),
-    "open_space": (0.04, 50),
-    "vacant": (0.04, 200),
-}
+    "residential": (0.72, 900), "commercial": (0.10, 1500), "industrial": (0.06, 500),
+    "institutional": (0.04, 700), "open_space": (0.04, 50), "vacant": (0.04, 200),
+}  # fmt: skip
 
 
 def _parcels(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
@@ -659,15 +627,9 @@ def _events(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
 
 
 _SERVICE_CODES = {  # share, median hours to close
-    "POTHOLE": (0.20, 120),
-    "GRAFFITI": (0.10, 72),
-    "STREETLIGHT_OUT": (0.10, 96),
-    "WASTE_MISSED": (0.18, 24),
-    "SNOW_ICE": (0.15, 36),
-    "NOISE": (0.10, 12),
-    "TREE": (0.09, 240),
-    "WATER_LEAK": (0.08, 8),
-}
+    "POTHOLE": (0.20, 120), "GRAFFITI": (0.10, 72), "STREETLIGHT_OUT": (0.10, 96), "WASTE_MISSED": (0.18, 24),
+    "SNOW_ICE": (0.15, 36), "NOISE": (0.10, 12), "TREE": (0.09, 240), "WATER_LEAK": (0.08, 8),
+}  # fmt: skip
 
 
 def _service_requests(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
@@ -697,13 +659,7 @@ def _service_requests(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoD
 
 
 _BUILDERS: dict[str, Callable[[_City, np.random.Generator, int], gpd.GeoDataFrame]] = {
-    "wards": _wards,
-    "communities": _communities,
-    "facilities": _facilities,
-    "roads": _roads,
-    "water_mains": _water_mains,
-    "streetlights": _streetlights,
-    "parcels": _parcels,
-    "events": _events,
+    "wards": _wards, "communities": _communities, "facilities": _facilities, "roads": _roads,
+    "water_mains": _water_mains, "streetlights": _streetlights, "parcels": _parcels, "events": _events,
     "service_requests": _service_requests,
-}
+}  # fmt: skip

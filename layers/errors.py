@@ -34,6 +34,12 @@ class InvalidParameter(GeoServerError):
     code = "invalid_parameter"
 
 
+class Unauthorized(GeoServerError):
+    """Credentials were sent but are unknown, revoked or expired (never silently downgraded to anonymous)."""
+
+    code = "unauthorized"
+
+
 class ManifestError(GeoServerError):
     """A layer manifest is malformed or inconsistent."""
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 from geoserver.cluster import EmbeddedCluster
 from layers.migrate import upgrade
@@ -58,3 +60,46 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
             reporter.write_line(f"{skipped} test(s) skipped: failing the run (set GEOSERVER_ALLOW_SKIPS=1 to allow)")
+
+
+# The demo City as the tests see it: generated at a fixed instant so events "now" are known.
+DEMO_NOW = "2026-07-15T18:00:00+00:00"
+
+
+@pytest.fixture(scope="session")
+def demo_city(database_url: str) -> dict[str, str]:
+    """The demo City (scale 1, default seed, now = DEMO_NOW) loaded into the test database. Returns {layer: category}."""
+    from datetime import datetime
+
+    from layers import demo
+    from layers.manifest import city_manifest_dir, load_city_manifests
+    from layers.publish import publish
+
+    out = make_shared_dir("geoserver-demo-")
+    try:
+        demo.generate(out / "demo", now=datetime.fromisoformat(DEMO_NOW))
+        manifests = load_city_manifests()
+        for manifest in manifests:
+            publish(database_url, manifest, manifest_dir=city_manifest_dir(), data_dir=out)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return {m.id: m.category for m in manifests}
+
+
+@pytest.fixture(scope="module")
+def client(database_url: str, demo_city: dict[str, str]) -> Iterator[TestClient]:
+    """An HTTP client for an app on the test database, once the demo City is in its catalogue."""
+    from geoserver.app import create_app
+    from geoserver.settings import Settings
+
+    settings = Settings(data_dir=Path(tempfile.gettempdir()) / "geoserver-test-app", connect_timeout_s=2)
+    with TestClient(create_app(settings, database_url)) as test_client:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            ready = test_client.get("/ready")
+            if ready.status_code == 200 and ready.json()["layers"] >= len(demo_city):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the app did not load the demo City in time")
+        yield test_client

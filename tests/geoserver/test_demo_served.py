@@ -1,0 +1,31 @@
+"""The catalogue as the running app holds it: every demo layer, and new loads picked up without a restart."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from layers.catalog import ANONYMOUS
+from layers.ingest import load_file
+from tests.layers.helpers import manifest, point, write_geojson
+
+
+def test_the_app_holds_every_demo_layer_with_its_category(client: TestClient, demo_city: dict[str, str]) -> None:
+    registry = client.app.state.geoserver.registry  # type: ignore[attr-defined]
+    visible = {layer.id: layer.category for layer in registry.visible(ANONYMOUS)}
+    assert {k: v for k, v in visible.items() if k in demo_city} == demo_city
+    assert all(registry.resolve(k, ANONYMOUS).is_demo for k in demo_city)
+
+
+def test_a_load_is_picked_up_by_the_running_app(client: TestClient, database_url: str, tmp_path: Path) -> None:
+    state = client.app.state.geoserver  # type: ignore[attr-defined]
+    path = write_geojson(tmp_path / "new.geojson", [({"name": "fresh"}, point(-114.0, 51.0))])
+    load_file(database_url, manifest("loaded while serving", ["name"]), path)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if "loaded while serving" in {layer.id for layer in state.registry.visible(ANONYMOUS)}:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the running app did not pick up the new layer")
