@@ -68,7 +68,7 @@ DEMO_NOW = "2026-07-15T18:00:00+00:00"
 
 @pytest.fixture(scope="session")
 def demo_city(database_url: str) -> dict[str, str]:
-    """The demo City (scale 1, default seed, now = DEMO_NOW) loaded into the test database. Returns {layer: category}."""
+    """The demo City (scale 1, default seed, now = DEMO_NOW) in the test database; returns {layer: category}."""
     from datetime import datetime
 
     from layers import demo
