@@ -152,3 +152,12 @@ def test_cli_commands_start_and_stop_the_cluster_they_need(server: Server) -> No
     shown = server.cli("layers", "show", "no-such-layer")
     assert shown.returncode == 1 and "no layer named 'no-such-layer'" in shown.stderr
     assert "Traceback" not in shown.stderr
+
+
+def test_with_a_database_url_no_cluster_is_started(server: Server, database_url: str) -> None:
+    server.env.update(GEOSERVER_DATABASE_URL=database_url, GEOSERVER_LOAD_DEMO="false")
+    server.start()
+    server.wait_ready()
+    assert not (server.data_dir / "pg").exists()
+    assert server.stop(signal.SIGTERM) == 0
+    assert "embedded PostgreSQL" not in server.output

@@ -222,3 +222,60 @@ def test_hostile_names_in_a_published_table_resolve(database_url: str, conn: psy
     (row,) = _rows(conn, "published odd")
     assert row[0] == 1 and row[2] == {"Full Name": "Bow River"}
     assert "CANARY-TABLE" not in repr(row)
+
+
+def test_zipped_shapefile_with_prj_loads_and_is_reprojected(
+    database_url: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    frame = gpd.GeoDataFrame({"name": ["city hall"]}, geometry=[Point(-5700, 5658000)], crs="EPSG:3776")
+    shp_dir = tmp_path / "shp"
+    shp_dir.mkdir()
+    frame.to_file(shp_dir / "hall.shp", engine="pyogrio")
+    archive = tmp_path / "hall.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for part in shp_dir.iterdir():
+            zf.write(part, f"export/{part.name}")
+    load_file(database_url, manifest("hall", ["name"]), archive)
+    lon, lat = conn.execute("SELECT ST_X(geom), ST_Y(geom) FROM layer_data.hall").fetchone()  # type: ignore[misc]
+    assert -114.2 < lon < -113.9 and 50.9 < lat < 51.2
+
+
+def test_a_zip_with_an_escaping_path_is_refused(database_url: str, tmp_path: Path) -> None:
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../../etc/evil.shp", b"x")
+    with pytest.raises(IngestError, match="unsafe path"):
+        load_file(database_url, manifest("evil_zip", []), archive)
+
+
+def test_a_load_killed_half_way_leaves_the_previous_version_intact(
+    database_url: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    from layers.publish import Job, publish_in_subprocess
+
+    m = manifest("killed", ["name"])
+    load_file(database_url, m, write_geojson(tmp_path / "v1.geojson", [({"name": "v1"}, point(*CALGARY))]))
+    big = tmp_path / "big.csv"
+    with open(big, "w", encoding="utf-8") as out:
+        out.write("name,lon,lat\n")
+        for i in range(300_000):
+            out.write(f"row {i},{-114.2 + (i % 1000) / 5000},{50.9 + (i // 1000) / 1000}\n")
+    killed = []
+
+    def kill_during_copy(layer: str, stage: str, done: int, total: int) -> None:
+        if stage == "copy" and not killed:
+            for child in multiprocessing.active_children():
+                child.kill()  # SIGKILL: no cleanup code in the child runs
+            killed.append(done)
+
+    with pytest.raises(IngestError, match="stopped unexpectedly"):
+        publish_in_subprocess(database_url, [Job(m, file=big)], progress=kill_during_copy)
+    assert killed and killed[0] < 300_000
+    assert [r[2]["name"] for r in _rows(conn, "killed")] == ["v1"]
+    assert Registry.load(conn).resolve("killed", ANONYMOUS).version == 1
+    leftovers = conn.execute(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load_%'"
+    )
+    assert leftovers.fetchone() == (0,)
