@@ -6,11 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from geoserver import errors
 from geoserver.routes import health, landing
+from geoserver.routes import styles as styles_routes
+from geoserver.routes import tiles as tiles_routes
 from geoserver.settings import Settings
 from geoserver.state import AppState, make_pool, running
+from tiles.cache import TileCache
 
 
 def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
@@ -18,7 +22,12 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     url = database_url or settings.database_url
     if not url:
         raise ValueError("create_app needs a database URL: start the embedded cluster first, or set one")
-    state = AppState(settings=settings, database_url=url, pool=make_pool(settings, url))
+    state = AppState(
+        settings=settings,
+        database_url=url,
+        pool=make_pool(settings, url),
+        tile_cache=TileCache(max_bytes=settings.tile_cache_mb * 1024 * 1024),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -32,6 +41,16 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     )
     app.state.geoserver = state
     errors.install(app)
+    # Open data: any web page may read it. Credentials travel as bearer tokens, never cookies.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "HEAD", "OPTIONS"],
+        allow_headers=["Authorization", "If-None-Match", "Accept-Language"],
+        expose_headers=["ETag", "Content-Crs", "Location", "X-Tile-Cache", "Retry-After"],
+    )
     app.include_router(landing.router)
     app.include_router(health.router)
+    app.include_router(tiles_routes.router)
+    app.include_router(styles_routes.router)
     return app

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     connect_timeout_s: float = Field(default=3.0, gt=0)
     log_level: str = "info"
+    tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
+    max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")
 
     @field_validator("data_dir")
     @classmethod

@@ -6,17 +6,21 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
 import psycopg
 from fastapi import Depends, Request
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from geoserver.settings import Settings
 from layers.catalog import Registry
-from layers.ingest import CHANGE_CHANNEL
+from layers.models import CHANGE_CHANNEL
+from tiles.cache import TileCache
+from tiles.source import TileSources
 
 log = logging.getLogger("geoserver.state")
 RETRY_S = 1.0
@@ -29,44 +33,75 @@ class AppState:
     settings: Settings
     database_url: str
     pool: AsyncConnectionPool
+    tile_cache: TileCache
     registry: Registry = field(default_factory=Registry)
+    tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def reload_registry(self) -> None:
         """Read the catalogue again; the old registry keeps serving until the new one is complete."""
         async with self.pool.connection() as conn:
             try:
-                self.registry = await Registry.aload(conn)
+                registry = await Registry.aload(conn)
             except psycopg.errors.UndefinedTable:
                 log.error("the catalogue tables do not exist: run `geoserver migrate`")
-                self.registry = Registry()
+                registry = Registry()
+        # Tile SQL is composed here, once per catalogue load, never per request.
+        self.tiles = TileSources(registry.all_layers())
+        self.registry = registry
         self.registry_loaded.set()
         log.info("catalogue loaded: %d layers", len(self.registry))
 
     async def watch_catalogue(self) -> None:
-        """Keep the registry current: load it, then reload on every change notice; reconnect when dropped."""
+        """Keep the registry and tile cache current: reload on layer reloads, drop tiles an edit touched."""
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.database_url, autocommit=True, connect_timeout=int(self.settings.connect_timeout_s) or 1
+                    self.database_url, autocommit=True, connect_timeout=max(1, int(self.settings.connect_timeout_s))
                 ) as conn:
-                    await conn.execute(f"LISTEN {CHANGE_CHANNEL}")
-                    # Listen first, then load: a change committed in between is not missed.
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGE_CHANNEL)))
+                    # Listen first, then load and flush: nothing committed in between is missed, and whatever
+                    # changed while we were not listening is no longer in the cache.
+                    self.tile_cache.clear()
                     await self.reload_registry()
                     async for notice in conn.notifies():
-                        log.info("layer changed: %s", _layer_of(notice.payload))
-                        await self.reload_registry()
+                        await self.on_change(notice.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any database outage
                 log.warning("catalogue watcher lost the database (%s); retrying", exc.__class__.__name__)
                 await asyncio.sleep(RETRY_S)
 
+    async def on_change(self, payload: str) -> None:
+        """Act on one change notice: an edit drops the tiles its extent touches, anything else reloads."""
+        change = _parse(payload)
+        layer = change.get("layer")
+        bbox = change.get("bbox")
+        if change.get("kind") == "edit" and isinstance(layer, str) and _is_bbox(bbox):
+            dropped = self.tile_cache.invalidate_extent(layer, tuple(bbox))  # type: ignore[arg-type]
+            log.debug("edit in %s: %d cached tiles dropped", layer, dropped)
+            return
+        if isinstance(layer, str):
+            self.tile_cache.invalidate_layer(layer)
+        else:
+            self.tile_cache.clear()
+        await self.reload_registry()
 
-def _layer_of(payload: str) -> str:
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        return str(json.loads(payload).get("layer"))
-    return "?"
+
+def _parse(payload: str) -> dict[str, object]:
+    with contextlib.suppress(ValueError, TypeError):
+        value = json.loads(payload)
+        if isinstance(value, dict):
+            return value
+    return {}
+
+
+def _is_bbox(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, int | float) and math.isfinite(v) for v in value)
+    )
 
 
 def make_pool(settings: Settings, database_url: str) -> AsyncConnectionPool:

@@ -141,6 +141,10 @@ class Registry:
             raise LayerNotFound(layer_id)
         return layer
 
+    def all_layers(self) -> list[Layer]:
+        """Every layer whatever its visibility: for building per-layer machinery, never for answering a caller."""
+        return [layer for _, layer in sorted(self._layers.items())]
+
     def visible(self, principal: Principal) -> list[Layer]:
         """Every layer the caller may see, sorted by id."""
         return [layer for _, layer in sorted(self._layers.items()) if principal.can_see(layer)]

@@ -25,7 +25,7 @@ from psycopg import sql
 
 from layers.errors import IngestError
 from layers.manifest import LayerManifest
-from layers.models import CATALOG_SCHEMA, LAYER_SCHEMA
+from layers.models import CATALOG_SCHEMA, CHANGE_CHANNEL, LAYER_SCHEMA
 from layers.readers import read_file
 
 GEOM = "geom"
@@ -35,7 +35,6 @@ COPY_CHUNK_ROWS = 50_000
 COPY_NULL = "\\N"  # how a missing value travels in COPY (a text value of exactly \N would load as NULL)
 # Web Mercator is undefined at the poles; a layer outside this range cannot be tiled.
 MAX_LATITUDE = 85.05112878
-CHANGE_CHANNEL = "geoserver_layer_changed"
 
 Progress = Callable[[str, int, int], None]
 
@@ -252,7 +251,7 @@ def load_file(
                     done += count
                     progress("copy", done, len(frame))
             progress("index", 0, 1)
-            _finish_table(conn, table, staging, geometry_type, id_column)
+            _finish_table(conn, table, staging, geometry_type, id_column, manifest.id)
             progress("index", 1, 1)
             version = _publish(conn, manifest, staging, id_column, geometry_type, types, actor, kind="managed")
     progress("done", 1, 1)
@@ -265,7 +264,12 @@ def _lock_layer(conn: psycopg.Connection[Any], layer_id: str) -> None:
 
 
 def _finish_table(
-    conn: psycopg.Connection[Any], table: sql.Identifier, staging: str, geometry_type: str, id_column: str
+    conn: psycopg.Connection[Any],
+    table: sql.Identifier,
+    staging: str,
+    geometry_type: str,
+    id_column: str,
+    layer_id: str,
 ) -> None:
     gtype = sql.SQL(geometry_type)
     to_type = (
@@ -295,7 +299,34 @@ def _finish_table(
                 sql.Identifier(f"{staging}_{column}_gist"), table, sql.Identifier(column)
             )
         )
+    install_change_triggers(conn, table, layer_id, GEOM)
     conn.execute(sql.SQL("ANALYZE {}").format(table))
+
+
+def install_change_triggers(conn: psycopg.Connection[Any], table: sql.Identifier, layer_id: str, geom: str) -> None:
+    """Make every insert, update, delete and truncate on the table announce the changed extent (NOTIFY)."""
+    function = sql.Identifier(CATALOG_SCHEMA, "announce_layer_change")
+    args = sql.SQL("{}, {}").format(sql.Literal(layer_id), sql.Literal(geom))
+    for event, transition in (
+        ("INSERT", "REFERENCING NEW TABLE AS new_rows"),
+        ("UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ("DELETE", "REFERENCING OLD TABLE AS old_rows"),
+        ("TRUNCATE", ""),
+    ):
+        conn.execute(
+            sql.SQL(
+                "DROP TRIGGER IF EXISTS {name} ON {table}; "
+                "CREATE TRIGGER {name} AFTER {event} ON {table} {transition} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION {fn}({args})"
+            ).format(
+                name=sql.Identifier(f"geoserver_announce_{event.lower()}"),
+                event=sql.SQL(event),
+                table=table,
+                transition=sql.SQL(transition),
+                fn=function,
+                args=args,
+            )
+        )
 
 
 def _publish(
@@ -472,6 +503,14 @@ def publish_table(database_url: str, manifest: LayerManifest, *, actor: str = "c
         if missing:
             raise IngestError(f"layer {manifest.id!r}: fields not in {manifest.source.table!r}: {', '.join(missing)}")
         geometry_type = _GEOMETRY_NAMES.get(geometry[1].upper(), "Geometry")
+        kind = conn.execute(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s",
+            [schema, name],
+        ).fetchone()
+        if kind is not None and kind[0] in ("r", "p"):
+            # A view cannot carry triggers: its edits are not announced, and its tiles follow the cache's limits.
+            install_change_triggers(conn, sql.Identifier(schema, name), manifest.id, geometry[0])
         version = _publish(
             conn,
             manifest,

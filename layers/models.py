@@ -29,6 +29,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 CATALOG_SCHEMA = "geoserver"
 LAYER_SCHEMA = "layer_data"
+CHANGE_CHANNEL = "geoserver_layer_changed"  # NOTIFY channel: layer reloads and edits, with the changed extent
 
 
 class Base(DeclarativeBase):

@@ -1,0 +1,231 @@
+"""Vector tiles: OGC API - Tiles per collection, composite XYZ tiles, TileJSON, tile matrix sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from geoserver.auth import PrincipalDep
+from geoserver.state import AppState, StateDep
+from layers.catalog import Layer, Principal
+from layers.errors import InvalidParameter
+from tiles import grids
+from tiles.service import TileResult, get_tile
+from tiles.tilejson import tilejson
+
+router = APIRouter(tags=["tiles"])
+MVT = "application/vnd.mapbox-vector-tile"
+PUBLIC_MAX_AGE_S = 60  # short: edits reach browsers within a minute, and ETags make revalidation cheap
+TILE_SUFFIXES = (".pbf", ".mvt")
+
+
+def base_url(request: Request) -> str:
+    """The server's own URL, for absolute links."""
+    return str(request.base_url).rstrip("/")
+
+
+def privacy_headers(public: bool) -> dict[str, str]:
+    """Shared caches may keep public answers; anything non-public is for this caller only."""
+    if public:
+        return {"Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_S}"}
+    return {"Cache-Control": "private, no-store", "Vary": "Authorization"}
+
+
+def json_response(body: Any, public: bool, media_type: str = "application/json") -> JSONResponse:
+    """JSON with the cache headers its visibility calls for."""
+    return JSONResponse(body, media_type=media_type, headers=privacy_headers(public))
+
+
+def resolve_layers(state: AppState, principal: Principal, names: str) -> list[Layer]:
+    """A comma-separated layer list, de-duplicated in order, capped, each resolved for the caller."""
+    wanted: list[str] = []
+    for name in names.split(","):
+        if not name:
+            raise InvalidParameter("the layer list has an empty name", parameter="layers")
+        if name not in wanted:
+            wanted.append(name)
+    cap = state.settings.max_composite_layers
+    if len(wanted) > cap:
+        raise InvalidParameter(f"a composite tile holds at most {cap} layers", parameter="layers")
+    return [state.registry.resolve(name, principal) for name in wanted]
+
+
+def _accepts_gzip(request: Request) -> bool:
+    for part in request.headers.get("accept-encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            q = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
+            try:
+                return float(q) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def _matches(request: Request, etag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if not header:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
+    return "*" in tags or etag in tags
+
+
+def tile_response(request: Request, result: TileResult) -> Response:
+    """The tile with gzip when accepted, a strong ETag per encoding, 304 when the client has it, 204 when empty."""
+    gzip = _accepts_gzip(request) and bool(result.tile.raw)
+    etag = result.tile.etag[:-1] + '-gz"' if gzip else result.tile.etag
+    headers = {
+        **privacy_headers(result.public),
+        "ETag": etag,
+        "X-Tile-Cache": "hit" if result.cache_hit else "miss",
+    }
+    headers["Vary"] = ", ".join(v for v in (headers.get("Vary"), "Accept-Encoding") if v)
+    if _matches(request, etag):
+        return Response(status_code=304, headers=headers)
+    if not result.tile.raw:
+        return Response(status_code=204, headers=headers)
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+        return Response(result.tile.gz, media_type=MVT, headers=headers)
+    return Response(result.tile.raw, media_type=MVT, headers=headers)
+
+
+async def _serve(state: AppState, request: Request, layers: list[Layer], tile: grids.TileXYZ) -> Response:
+    result = await get_tile(state.pool, state.tiles, state.tile_cache, layers, tile)
+    return tile_response(request, result)
+
+
+@router.get("/tiles/{layers}/{z}/{x}/{y_file}", summary="Composite vector tile (XYZ)", response_class=Response)
+async def composite_tile(
+    layers: str, z: str, x: str, y_file: str, request: Request, state: StateDep, principal: PrincipalDep
+) -> Response:
+    """One MVT with one layer per catalogue layer named in the comma-separated list."""
+    suffix = next((s for s in TILE_SUFFIXES if y_file.endswith(s)), None)
+    if suffix is None:
+        raise InvalidParameter("a tile URL ends in .pbf or .mvt", parameter="y")
+    tile = grids.tile(
+        grids.DEFAULT_TMS,
+        grids.parse_int(z, "z"),
+        grids.parse_int(x, "x"),
+        grids.parse_int(y_file.removesuffix(suffix), "y"),
+    )
+    return await _serve(state, request, resolve_layers(state, principal, layers), tile)
+
+
+@router.get("/tiles/{layers_json}", summary="TileJSON 3.0 for one or more layers")
+async def composite_tilejson(
+    layers_json: str, request: Request, state: StateDep, principal: PrincipalDep, lang: str = "en"
+) -> JSONResponse:
+    """TileJSON describing the composite tiles of the comma-separated layer list."""
+    if not layers_json.endswith(".json"):
+        raise InvalidParameter("TileJSON is at /tiles/{layers}.json", parameter="layers")
+    layers = resolve_layers(state, principal, layers_json.removesuffix(".json"))
+    doc = tilejson(layers, state.tiles, base_url(request), lang)
+    return json_response(doc, all(layer.is_public for layer in layers))
+
+
+@router.get("/tileMatrixSets", summary="The tile matrix sets this server uses")
+async def tile_matrix_sets(request: Request) -> dict[str, Any]:
+    """The list of tiling schemes."""
+    base = base_url(request)
+    return {
+        "tileMatrixSets": [
+            {
+                "id": tms_id,
+                "title": grids.get_tms(tms_id).title or tms_id,
+                "uri": str(grids.get_tms(tms_id).uri),
+                "links": [{"rel": "self", "href": f"{base}/tileMatrixSets/{tms_id}", "type": "application/json"}],
+            }
+            for tms_id in grids.SUPPORTED_TMS
+        ]
+    }
+
+
+@router.get("/tileMatrixSets/{tms_id}", summary="One tile matrix set")
+async def tile_matrix_set(tms_id: str, request: Request) -> dict[str, Any]:
+    """The tiling scheme's definition (OGC Two Dimensional Tile Matrix Set 2.0)."""
+    tms = grids.get_tms(tms_id)
+    doc: dict[str, Any] = tms.model_dump(mode="json", exclude_none=True)
+    doc["links"] = [{"rel": "self", "href": f"{base_url(request)}/tileMatrixSets/{tms_id}", "type": "application/json"}]
+    return doc
+
+
+def _tileset(layer: Layer, tms_id: str, base: str) -> dict[str, Any]:
+    tms = grids.get_tms(tms_id)
+    root = f"{base}/collections/{layer.id}/tiles/{tms_id}"
+    return {
+        "title": layer.title_in("en"),
+        "dataType": "vector",
+        "crs": str(tms.crs.root if hasattr(tms.crs, "root") else tms.crs),
+        "tileMatrixSetURI": str(tms.uri),
+        "links": [
+            {"rel": "self", "href": root, "type": "application/json"},
+            {
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                "href": f"{base}/tileMatrixSets/{tms_id}",
+                "type": "application/json",
+            },
+            {
+                "rel": "item",
+                "href": root + "/{tileMatrix}/{tileRow}/{tileCol}",
+                "templated": True,
+                "type": MVT,
+            },
+        ],
+    }
+
+
+@router.get("/collections/{collection_id}/tiles", summary="Vector tilesets of a collection")
+async def collection_tilesets(
+    collection_id: str, request: Request, state: StateDep, principal: PrincipalDep
+) -> JSONResponse:
+    """The tilesets of one collection (one per tile matrix set)."""
+    layer = state.registry.resolve(collection_id, principal)
+    base = base_url(request)
+    doc = {
+        "tilesets": [_tileset(layer, tms_id, base) for tms_id in grids.SUPPORTED_TMS],
+        "links": [{"rel": "self", "href": f"{base}/collections/{layer.id}/tiles", "type": "application/json"}],
+    }
+    return json_response(doc, layer.is_public)
+
+
+@router.get("/collections/{collection_id}/tiles/{tms_id}", summary="One vector tileset of a collection")
+async def collection_tileset(
+    collection_id: str, tms_id: str, request: Request, state: StateDep, principal: PrincipalDep
+) -> JSONResponse:
+    """A tileset's metadata, with its templated tile link."""
+    layer = state.registry.resolve(collection_id, principal)
+    doc = _tileset(layer, tms_id, base_url(request))
+    doc["layers"] = [
+        {**state.tiles.get(layer.id).vector_layer(), "dataType": "vector", "geometryType": layer.geometry_type}
+    ]
+    return json_response(doc, layer.is_public)
+
+
+@router.get(
+    "/collections/{collection_id}/tiles/{tms_id}/{tile_matrix}/{tile_row}/{tile_col}",
+    summary="A vector tile of a collection (OGC order: zoom/row/column)",
+    response_class=Response,
+)
+async def collection_tile(
+    collection_id: str,
+    tms_id: str,
+    tile_matrix: str,
+    tile_row: str,
+    tile_col: str,
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+) -> Response:
+    """One MVT of one collection."""
+    layer = state.registry.resolve(collection_id, principal)
+    grids.get_tms(tms_id)
+    tile = grids.tile(
+        tms_id,
+        grids.parse_int(tile_matrix, "tileMatrix"),
+        grids.parse_int(tile_col, "tileCol"),
+        grids.parse_int(tile_row, "tileRow"),
+    )
+    return await _serve(state, request, [layer], tile)

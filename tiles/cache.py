@@ -1,0 +1,148 @@
+"""A bytes-bounded LRU of built tiles, with exact invalidation by layer and by changed extent."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from tiles.grids import Bounds, TileXYZ, bounds, lonlat_to_tile_bounds
+from tiles.mvt import BUFFER, EXTENT
+
+GZIP_LEVEL = 6
+ENTRY_OVERHEAD_BYTES = 200  # key, dataclass and dict slots: counted so many tiny tiles cannot exceed the bound
+
+
+@dataclass(frozen=True)
+class BuiltTile:
+    """A tile as served: raw MVT bytes, their gzip form and a strong ETag."""
+
+    raw: bytes
+    gz: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, raw: bytes) -> BuiltTile:
+        """Compress and fingerprint raw MVT bytes once, when the tile is built."""
+        etag = '"' + hashlib.blake2b(raw, digest_size=16).hexdigest() + '"'
+        return cls(raw, gzip.compress(raw, GZIP_LEVEL, mtime=0) if raw else b"", etag)
+
+    @property
+    def size(self) -> int:
+        """Bytes held in memory for this tile."""
+        return len(self.raw) + len(self.gz) + ENTRY_OVERHEAD_BYTES
+
+
+class TileKey(NamedTuple):
+    """What a cached tile depends on: the layers and their versions, and the tile address."""
+
+    layers: tuple[str, ...]
+    versions: tuple[int, ...]
+    tile: TileXYZ
+
+
+@dataclass
+class CacheStats:
+    """Counters, for metrics and tests."""
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    invalidations: int = 0
+
+
+@dataclass
+class TileCache:
+    """An in-process LRU bounded by bytes. Only tiles of public layers may be put here."""
+
+    max_bytes: int
+    stats: CacheStats = field(default_factory=CacheStats)
+    _entries: OrderedDict[TileKey, BuiltTile] = field(default_factory=OrderedDict)
+    _by_layer: dict[str, set[TileKey]] = field(default_factory=dict)
+    _bytes: int = 0
+
+    @property
+    def bytes_used(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: TileKey) -> BuiltTile | None:
+        """A cached tile (now most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            self.stats.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.stats.hits += 1
+        return entry
+
+    def put(self, key: TileKey, tile: BuiltTile) -> None:
+        """Keep a tile, evicting the least recently used ones beyond the byte bound."""
+        if tile.size > self.max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = tile
+        self._bytes += tile.size
+        for layer in key.layers:
+            self._by_layer.setdefault(layer, set()).add(key)
+        while self._bytes > self.max_bytes:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+            self.stats.evictions += 1
+
+    def _drop(self, key: TileKey) -> None:
+        tile = self._entries.pop(key, None)
+        if tile is None:
+            return
+        self._bytes -= tile.size
+        for layer in key.layers:
+            keys = self._by_layer.get(layer)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_layer[layer]
+
+    def invalidate_layer(self, layer_id: str) -> int:
+        """Drop every tile that includes the layer. Returns how many were dropped."""
+        keys = list(self._by_layer.get(layer_id, ()))
+        for key in keys:
+            self._drop(key)
+        self.stats.invalidations += len(keys)
+        return len(keys)
+
+    def invalidate_extent(self, layer_id: str, lonlat_bbox: tuple[float, float, float, float]) -> int:
+        """Drop exactly the tiles of the layer whose buffered bounds meet the changed extent."""
+        dropped = 0
+        projected: dict[str, Bounds] = {}
+        for key in list(self._by_layer.get(layer_id, ())):
+            tms = key.tile.tms
+            if tms not in projected:
+                projected[tms] = lonlat_to_tile_bounds(tms, lonlat_bbox)
+            if _meets(bounds(key.tile), projected[tms]):
+                self._drop(key)
+                dropped += 1
+        self.stats.invalidations += dropped
+        return dropped
+
+    def clear(self) -> None:
+        """Drop everything (after a gap in change notices, nothing cached can be trusted)."""
+        self.stats.invalidations += len(self._entries)
+        self._entries.clear()
+        self._by_layer.clear()
+        self._bytes = 0
+
+
+def _meets(tile: Bounds, change: Bounds) -> bool:
+    # A tile draws features up to BUFFER units beyond its edges, so a change that near it alters it too.
+    margin = (tile.xmax - tile.xmin) * BUFFER / EXTENT
+    return not (
+        change.xmax < tile.xmin - margin
+        or change.xmin > tile.xmax + margin
+        or change.ymax < tile.ymin - margin
+        or change.ymin > tile.ymax + margin
+    )

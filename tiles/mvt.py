@@ -1,0 +1,168 @@
+"""The MVT query of one layer, built once per catalogue load; a request binds only the tile's numbers.
+
+Two plans per layer and zoom:
+- features: every feature that touches the tile (plus a buffer), clipped and quantised by ST_AsMVTGeom, public
+  fields only, features smaller than about a pixel dropped below DETAIL_ZOOM, at most FEATURE_CAP per tile;
+- clusters (dense point layers at low zoom): points counted per cell of a grid in tile space, one point per
+  non-empty cell with a `point_count` attribute, so a tile over a million points stays small and fast to build.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from psycopg import sql
+
+from layers.catalog import Layer
+from tiles.grids import TileXYZ, bounds
+
+EXTENT = 4096  # MVT tile extent, in tile units
+BUFFER = 64  # tile units drawn beyond each edge, so strokes and symbols don't clip at tile seams
+FEATURE_CAP = 20_000  # features per layer per tile at the most
+DETAIL_ZOOM = 14  # from this zoom on, every feature is kept whatever its size
+MIN_SIZE_PX = 0.5  # below DETAIL_ZOOM, drop features smaller than this on a 256-pixel tile
+CLUSTER_ABOVE = 2_000  # cluster a point layer at zooms where a tile would hold more points than this on average
+CLUSTER_CELL = 64  # tile units per cluster cell: 64 x 64 cells per tile
+CLUSTER_COUNT = "point_count"
+
+# Types ST_AsMVT encodes natively; anything else (timestamps, json, numeric...) travels as text.
+NATIVE_TYPES = {"boolean", "smallint", "integer", "bigint", "real", "double precision", "text", "character varying"}
+INTEGER_TYPES = {"smallint", "integer", "bigint"}
+
+ENVELOPE = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 3857)")
+BUFFERED = sql.SQL("ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")
+
+
+def _attribute(name: str, data_type: str) -> sql.Composable:
+    column = sql.Identifier(name)
+    if data_type in NATIVE_TYPES:
+        return column
+    if data_type in {"numeric", "decimal"}:
+        return sql.SQL("{}::double precision AS {}").format(column, column)
+    return sql.SQL("{}::text AS {}").format(column, column)
+
+
+def _feature_id_alias(layer: Layer) -> str:
+    # ST_AsMVT consumes the column it uses as feature id; the id is selected a second time under a name no
+    # public field has, so it also stays an ordinary attribute.
+    alias = "mvt_id"
+    while alias in layer.field_names:
+        alias = "_" + alias
+    return alias
+
+
+def _geometry_3857(layer: Layer, envelope: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
+    """The layer's geometry in EPSG:3857, and an envelope test that uses its GiST index."""
+    if layer.geometry_3857_column:
+        column = sql.Identifier(layer.geometry_3857_column)
+        return column, sql.SQL("{} && {}").format(column, envelope)
+    # A table published in place has no stored 3857 column: transform the tile, not every row, for the index test.
+    column = sql.Identifier(layer.geometry_column)
+    return (
+        sql.SQL("ST_Transform({}, 3857)").format(column),
+        sql.SQL("{} && ST_Transform({}, 4326)").format(column, envelope),
+    )
+
+
+def features_query(layer: Layer) -> sql.Composed:
+    """ST_AsMVT over the layer's features in one tile; binds the envelope, its buffer and the size floor."""
+    geom, index_test = _geometry_3857(layer, BUFFERED)
+    attributes = [_attribute(f.name, f.data_type) for f in layer.fields]
+    id_name: sql.Composable = sql.SQL("NULL")
+    id_field = next((f for f in layer.fields if f.name == layer.id_column), None)
+    if id_field is not None and id_field.data_type in INTEGER_TYPES:
+        alias = _feature_id_alias(layer)
+        attributes.append(sql.SQL("{} AS {}").format(sql.Identifier(layer.id_column), sql.Identifier(alias)))
+        id_name = sql.Literal(alias)
+    size_test: sql.Composable = sql.SQL("")
+    if "Point" not in layer.geometry_type:
+        # A geometry's box is stored with it: this test reads no vertices.
+        size_test = sql.SQL(
+            " AND (ST_XMax({g}) - ST_XMin({g}) >= %(min_size)s OR ST_YMax({g}) - ST_YMin({g}) >= %(min_size)s)"
+        ).format(g=geom)
+    return sql.SQL(
+        "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {id_name}) FROM ("
+        "SELECT {attributes}ST_AsMVTGeom({geom}, {envelope}, {extent}, {buffer}, true) AS geom "
+        "FROM {table} WHERE {index_test}{size_test} LIMIT {cap}"
+        ") AS t WHERE t.geom IS NOT NULL"
+    ).format(
+        name=sql.Literal(layer.id),
+        extent=sql.Literal(EXTENT),
+        id_name=id_name,
+        attributes=sql.SQL("").join(sql.SQL("{}, ").format(a) for a in attributes),
+        geom=geom,
+        envelope=ENVELOPE,
+        buffer=sql.Literal(BUFFER),
+        table=layer.table,
+        index_test=index_test,
+        size_test=size_test,
+        cap=sql.Literal(FEATURE_CAP),
+    )
+
+
+def clusters_query(layer: Layer) -> sql.Composed:
+    """ST_AsMVT of point counts per cell; binds the envelope, its top-left corner and the cell size."""
+    geom, index_test = _geometry_3857(layer, ENVELOPE)
+    cells = EXTENT // CLUSTER_CELL
+    return sql.SQL(
+        "SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM ("
+        "SELECT ST_MakePoint((cx + 0.5) * {cell}, (cy + 0.5) * {cell}) AS geom, count(*)::int AS {count} FROM ("
+        "SELECT floor((ST_X({geom}) - %(xmin)s) / %(cell_m)s)::int AS cx, "
+        "floor((%(ymax)s - ST_Y({geom})) / %(cell_m)s)::int AS cy "
+        "FROM {table} WHERE {index_test}"
+        # A point on the right or bottom edge belongs to the next tile: each point is counted exactly once.
+        ") AS p WHERE cx BETWEEN 0 AND {last} AND cy BETWEEN 0 AND {last} GROUP BY cx, cy"
+        ") AS t"
+    ).format(
+        name=sql.Literal(layer.id),
+        extent=sql.Literal(EXTENT),
+        cell=sql.Literal(CLUSTER_CELL),
+        count=sql.Identifier(CLUSTER_COUNT),
+        geom=geom,
+        table=layer.table,
+        index_test=index_test,
+        last=sql.Literal(cells - 1),
+    )
+
+
+def clustered_zooms(layer: Layer) -> frozenset[int]:
+    """Zooms at which a point layer is dense enough to cluster, from its feature count and extent."""
+    if layer.geometry_type != "Point" or layer.bbox is None:
+        return frozenset()
+    xmin, ymin, xmax, ymax = layer.bbox
+    dense = set()
+    for z in range(layer.min_zoom, layer.max_zoom + 1):
+        width = _tile_x(xmax, z) - _tile_x(xmin, z) + 1
+        height = _tile_y(ymin, z) - _tile_y(ymax, z) + 1
+        if layer.feature_count / max(1, width * height) > CLUSTER_ABOVE:
+            dense.add(z)
+    return frozenset(dense)
+
+
+def _tile_x(lon: float, z: int) -> int:
+    return int((lon + 180.0) / 360.0 * 2**z)
+
+
+def _tile_y(lat: float, z: int) -> int:
+    rad = math.radians(max(-85.05112878, min(85.05112878, lat)))
+    return int((1.0 - math.asinh(math.tan(rad)) / math.pi) / 2.0 * 2**z)
+
+
+def tile_params(t: TileXYZ) -> dict[str, Any]:
+    """The values a tile binds into either query."""
+    b = bounds(t)
+    width = b.xmax - b.xmin
+    margin = width * BUFFER / EXTENT
+    return {
+        "xmin": b.xmin,
+        "ymin": b.ymin,
+        "xmax": b.xmax,
+        "ymax": b.ymax,
+        "bxmin": b.xmin - margin,
+        "bymin": b.ymin - margin,
+        "bxmax": b.xmax + margin,
+        "bymax": b.ymax + margin,
+        "min_size": width / 256 * MIN_SIZE_PX if t.z < DETAIL_ZOOM else 0.0,
+        "cell_m": width * CLUSTER_CELL / EXTENT,
+    }

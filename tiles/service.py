@@ -1,0 +1,62 @@
+"""Serving a tile: cache first, then the database; composite tiles are their layers' tiles end to end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from layers.catalog import Layer
+from tiles.cache import BuiltTile, TileCache, TileKey
+from tiles.grids import TileXYZ
+from tiles.source import TileSources
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """A served tile, whether it holds anything non-public, and whether it came from the cache."""
+
+    tile: BuiltTile
+    public: bool
+    cache_hit: bool
+
+
+async def get_tile(
+    pool: AsyncConnectionPool[Any],
+    sources: TileSources,
+    cache: TileCache,
+    layers: Sequence[Layer],
+    tile: TileXYZ,
+) -> TileResult:
+    """One MVT holding one layer per catalogue layer, built or taken from the cache.
+
+    `layers` are already resolved for the caller. Tiles holding a non-public layer never enter the cache.
+    """
+    public = all(layer.is_public for layer in layers)
+    key = TileKey(tuple(layer.id for layer in layers), tuple(layer.version for layer in layers), tile)
+    if public:
+        cached = cache.get(key)
+        if cached is not None:
+            return TileResult(cached, public, cache_hit=True)
+    parts: list[bytes] = []
+    missing: list[tuple[int, Layer]] = []
+    for index, layer in enumerate(layers):
+        part_key = TileKey((layer.id,), (layer.version,), tile)
+        part = cache.get(part_key) if public and len(layers) > 1 else None
+        parts.append(part.raw if part is not None else b"")
+        if part is None:
+            missing.append((index, layer))
+    if missing:
+        async with pool.connection() as conn:
+            for index, layer in missing:
+                raw = await sources.get(layer.id).build(conn, tile)
+                parts[index] = raw
+                if public and len(layers) > 1:
+                    cache.put(TileKey((layer.id,), (layer.version,), tile), BuiltTile.of(raw))
+    # MVT layers are independent protobuf messages: concatenating single-layer tiles makes a valid composite.
+    built = BuiltTile.of(b"".join(parts))
+    if public:
+        cache.put(key, built)
+    return TileResult(built, public, cache_hit=False)

@@ -1,0 +1,100 @@
+"""Tile sources: one per layer, each with its TileJSON description and its prepared MVT query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from psycopg import AsyncConnection
+
+from layers.catalog import Layer
+from tiles.grids import TileXYZ
+from tiles.mvt import CLUSTER_COUNT, clustered_zooms, clusters_query, features_query, tile_params
+
+# How a field's type reads in TileJSON's vector_layers.fields.
+FIELD_KINDS = {
+    "boolean": "Boolean",
+    "smallint": "Number",
+    "integer": "Number",
+    "bigint": "Number",
+    "real": "Number",
+    "double precision": "Number",
+    "numeric": "Number",
+}
+
+
+class TileSource(Protocol):
+    """Anything that can describe itself in TileJSON and build one tile."""
+
+    id: str
+    version: int
+    is_public: bool
+
+    def vector_layer(self) -> dict[str, Any]:
+        """This source's entry in TileJSON's `vector_layers`."""
+        ...
+
+    async def build(self, conn: AsyncConnection[Any], tile: TileXYZ) -> bytes:
+        """The tile's MVT bytes (empty when it has nothing)."""
+        ...
+
+
+class LayerTileSource:
+    """A catalogue layer as vector tiles. Its SQL is composed once, here; requests bind only numbers."""
+
+    def __init__(self, layer: Layer) -> None:
+        self.layer = layer
+        self.id = layer.id
+        self.version = layer.version
+        self.is_public = layer.is_public
+        self.min_zoom = layer.min_zoom
+        self.max_zoom = layer.max_zoom
+        self.cluster_zooms = clustered_zooms(layer)
+        self._features = features_query(layer)
+        self._clusters = clusters_query(layer) if layer.geometry_type == "Point" else None
+        self._text: dict[bool, bytes] = {}
+
+    def vector_layer(self) -> dict[str, Any]:
+        """This layer's TileJSON `vector_layers` entry: public fields only."""
+        fields = {f.name: FIELD_KINDS.get(f.data_type, "String") for f in self.layer.fields}
+        if self.cluster_zooms:
+            fields[CLUSTER_COUNT] = "Number"
+        return {
+            "id": self.id,
+            "description": self.layer.title_in("en"),
+            "minzoom": self.min_zoom,
+            "maxzoom": self.max_zoom,
+            "fields": fields,
+        }
+
+    def _query(self, conn: AsyncConnection[Any], clustered: bool) -> bytes:
+        text = self._text.get(clustered)
+        if text is None:
+            composed = self._clusters if clustered else self._features
+            assert composed is not None
+            # Rendered to bytes once: the same text each time lets psycopg keep it prepared per connection.
+            text = self._text[clustered] = composed.as_bytes(conn)
+        return text
+
+    async def build(self, conn: AsyncConnection[Any], tile: TileXYZ) -> bytes:
+        """The layer's MVT for one tile; empty outside the layer's zoom range."""
+        if not self.min_zoom <= tile.z <= self.max_zoom:
+            return b""
+        clustered = tile.z in self.cluster_zooms
+        cur = await conn.execute(self._query(conn, clustered), tile_params(tile), prepare=True, binary=True)
+        row = await cur.fetchone()
+        return bytes(row[0]) if row and row[0] else b""
+
+
+class TileSources:
+    """The tile sources of one catalogue load, by layer id."""
+
+    def __init__(self, layers: Iterable[Layer] = ()) -> None:
+        self._sources = {layer.id: LayerTileSource(layer) for layer in layers}
+
+    def get(self, layer_id: str) -> LayerTileSource:
+        """The source of a layer the caller has already been allowed to see."""
+        return self._sources[layer_id]
+
+    def __len__(self) -> int:
+        return len(self._sources)
