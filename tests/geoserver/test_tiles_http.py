@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
-
 import mapbox_vector_tile
 import morecantile
 import psycopg
@@ -60,7 +57,8 @@ def test_gzip_only_when_accepted_and_etag_revalidation(client: TestClient) -> No
 
 
 def test_cache_miss_then_hit_and_public_cache_headers(client: TestClient) -> None:
-    path = f"/collections/communities/tiles/WebMercatorQuad/{_xyz(12).split('/')[0]}/{_xyz(12).split('/')[2]}/{_xyz(12).split('/')[1]}"
+    z, x, y = _xyz(12).split("/")
+    path = f"/collections/communities/tiles/WebMercatorQuad/{z}/{y}/{x}"  # OGC order: zoom/row/column
     first = client.get(path)
     second = client.get(path)
     assert first.status_code == 200
