@@ -79,3 +79,15 @@ ensure_venv() {
         echo "$want" > "$stamp"
     fi
 }
+
+# Front-end packages (MapLibre GL JS, ...) from the npm registry, at set-up time only: nothing loads from a CDN.
+ensure_npm_packages() {
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+    local want stamp="$ROOT/node_modules/.geoserver-installed"
+    want="$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+        say "installing front-end packages (npm ci)"
+        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$want" > "$stamp"
+    fi
+}
