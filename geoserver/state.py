@@ -24,6 +24,7 @@ from tiles.source import TileSources
 
 log = logging.getLogger("geoserver.state")
 RETRY_S = 1.0
+LISTENER_NAME = "geoserver-listener"  # how the change listener's connection shows in pg_stat_activity
 
 
 @dataclass
@@ -57,7 +58,10 @@ class AppState:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.database_url, autocommit=True, connect_timeout=max(1, int(self.settings.connect_timeout_s))
+                    self.database_url,
+                    autocommit=True,
+                    connect_timeout=max(1, int(self.settings.connect_timeout_s)),
+                    application_name=LISTENER_NAME,
                 ) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGE_CHANNEL)))
                     # Listen first, then load and flush: nothing committed in between is missed, and whatever

@@ -1,0 +1,142 @@
+"""Two server processes on one database: an edit seen by one is seen by the other; untouched tiles stay cached."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import mapbox_vector_tile
+import morecantile
+import psycopg
+import pytest
+
+WMQ = morecantile.tms.get("WebMercatorQuad")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback only
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+    except OSError:
+        return 0, {}, b""  # not listening yet
+
+
+@pytest.fixture(scope="module")
+def two_servers(database_url: str, demo_city: dict[str, str]) -> Iterator[list[str]]:
+    """Two `geoserver serve` processes on the test database."""
+    processes, urls = [], []
+    for _ in range(2):
+        port = _free_port()
+        env = {
+            **os.environ,
+            "GEOSERVER_DATABASE_URL": database_url,
+            "GEOSERVER_PORT": str(port),
+            "GEOSERVER_LOAD_DEMO": "false",
+            "GEOSERVER_LOG_LEVEL": "warning",
+        }
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "geoserver", "serve"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    for url in urls:
+        while _get(f"{url}/ready")[0] != 200:
+            assert time.monotonic() < deadline, "a server did not become ready"
+            time.sleep(0.2)
+    try:
+        yield urls
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def _facility_tile(conn: psycopg.Connection, facility_id: int, z: int = 15) -> tuple[str, float, float]:
+    lon, lat = conn.execute(
+        "SELECT ST_X(geom), ST_Y(geom) FROM layer_data.facilities WHERE facility_id = %s", [facility_id]
+    ).fetchone()  # type: ignore[misc]
+    t = WMQ.tile(lon, lat, z)
+    return f"/tiles/facilities/{z}/{t.x}/{t.y}.pbf", lon, lat
+
+
+def _names(body: bytes) -> set[str]:
+    if not body:
+        return set()
+    return {f["properties"]["name"] for f in mapbox_vector_tile.decode(body)["facilities"]["features"]}
+
+
+def test_an_edit_reaches_the_other_server_and_untouched_tiles_stay_cached(
+    two_servers: list[str], database_url: str
+) -> None:
+    a, b = two_servers
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        ids = [r[0] for r in conn.execute("SELECT facility_id FROM layer_data.facilities ORDER BY facility_id")]
+        edited, far = ids[0], ids[-1]
+        edited_path, _, _ = _facility_tile(conn, edited)
+        far_path, _, _ = _facility_tile(conn, far)
+        assert edited_path != far_path
+        for server in (a, b):
+            for path in (edited_path, far_path):
+                _get(server + path)
+        assert _get(b + far_path)[1]["x-tile-cache"] == "hit"
+        assert _get(b + edited_path)[1]["x-tile-cache"] == "hit"
+
+        conn.execute("UPDATE layer_data.facilities SET name = 'Renamed by an edit' WHERE facility_id = %s", [edited])
+
+    for server in (a, b):
+        deadline = time.monotonic() + 5
+        while True:
+            status, headers, body = _get(server + edited_path)
+            if "Renamed by an edit" in _names(body):
+                break
+            assert time.monotonic() < deadline, f"{server} kept serving the stale tile"
+            time.sleep(0.02)
+        assert status == 200
+    # Tiles far from the edit were not dropped: still served from the cache.
+    assert _get(b + far_path)[1]["x-tile-cache"] == "hit"
+
+
+def test_a_dropped_listener_reconnects_and_flushes_the_cache(two_servers: list[str], database_url: str) -> None:
+    _, b = two_servers
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        path, _, _ = _facility_tile(conn, 1, z=13)
+        _get(b + path)
+        assert _get(b + path)[1]["x-tile-cache"] == "hit"
+        killed = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'geoserver-listener'"
+        ).fetchone()
+        assert killed is not None and killed[0] >= 2
+        deadline = time.monotonic() + 15
+        while (
+            conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'geoserver-listener'"
+            ).fetchone()[0]
+            < 2
+        ):  # type: ignore[index]
+            assert time.monotonic() < deadline, "the listeners did not come back"
+            time.sleep(0.1)
+    # Whatever changed while nobody listened may be stale: the cache was flushed on reconnection.
+    assert _get(b + path)[1]["x-tile-cache"] == "miss"
