@@ -243,6 +243,30 @@ def _positive_float(text: str) -> float:
     return value
 
 
+@app.command()
+def seed(
+    layers: Annotated[str, typer.Argument(help="Layer ids, comma-separated (one composite tile per address).")],
+    min_zoom: Annotated[int, typer.Option(help="First zoom level to build.")] = 10,
+    max_zoom: Annotated[int, typer.Option(help="Last zoom level to build.")] = 14,
+    url: Annotated[str | None, typer.Option(help="The running server [http://GEOSERVER_HOST:GEOSERVER_PORT].")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=16, help="Tiles requested at once.")] = 4,
+) -> None:
+    """Pre-build a layer's tiles for a zoom range by asking the running server for each (fills its tile cache)."""
+    from geoserver.seed import plan
+    from geoserver.seed import seed as run_seed
+
+    settings = Settings()
+    server = (url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    with _errors():
+        template, tiles = plan(server, layers.split(","), min_zoom, max_zoom)
+    with _progress() as bar:
+        task = bar.add_task(f"tiles z{min_zoom}-{max_zoom}", total=len(tiles))
+        report = run_seed(template, tiles, workers=workers, progress=lambda n: bar.advance(task, n))
+    console.print(f"{report.built:,} tiles built, {report.empty:,} empty, {report.failed:,} failed")
+    if report.failed:
+        raise typer.Exit(code=1)
+
+
 @layers_app.command("list")
 def layers_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
