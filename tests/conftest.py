@@ -105,6 +105,15 @@ def client(database_url: str, demo_city: dict[str, str]) -> Iterator[TestClient]
         yield test_client
 
 
+def die_with_parent() -> None:
+    """For subprocess preexec_fn: the child gets SIGTERM if the test run dies, so no server outlives it."""
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class LiveServer:
     """A real uvicorn server on 127.0.0.1, in a thread of the test process, for real HTTP clients."""
 

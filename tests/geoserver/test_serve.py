@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from geoserver.cluster import EmbeddedCluster
-from tests.conftest import make_shared_dir
+from tests.conftest import die_with_parent, make_shared_dir
 
 DEMO_LAYERS = {
     "wards": "boundaries",
@@ -56,6 +56,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=die_with_parent,
         )
 
     def status(self, path: str) -> int:

@@ -17,6 +17,8 @@ import morecantile
 import psycopg
 import pytest
 
+from tests.conftest import die_with_parent
+
 WMQ = morecantile.tms.get("WebMercatorQuad")
 
 
@@ -56,6 +58,7 @@ def two_servers(database_url: str, demo_city: dict[str, str]) -> Iterator[list[s
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         )
         urls.append(f"http://127.0.0.1:{port}")
