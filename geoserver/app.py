@@ -17,6 +17,11 @@ from geoserver.state import AppState, make_pool, running
 from tiles.cache import TileCache
 
 
+def app_from_environment() -> FastAPI:
+    """The app for a uvicorn worker process: settings and database URL from the environment."""
+    return create_app(Settings())
+
+
 def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     """Build the app for a database (the settings' URL unless given). Connects to nothing until started."""
     url = database_url or settings.database_url

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -162,14 +163,18 @@ def serve(
         for path, what in (("/", "landing page"), ("/health", "liveness"), ("/ready", "readiness")):
             console.print(f"  {base}{path:<10} {what}")
         console.print("Press Ctrl-C to stop.\n")
-        config = uvicorn.Config(
-            create_app(settings, url),
+        options: dict[str, Any] = dict(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
             lifespan="on",
         )
-        uvicorn.Server(config).run()
+        if settings.workers > 1:
+            # Each worker process builds its own app from the environment: hand them the database chosen here.
+            os.environ["GEOSERVER_DATABASE_URL"] = url
+            uvicorn.run("geoserver.app:app_from_environment", factory=True, workers=settings.workers, **options)
+        else:
+            uvicorn.Server(uvicorn.Config(create_app(settings, url), **options)).run()
     except GeoServerError as exc:
         _fail(exc.message)
     except (KeyboardInterrupt, _StopRequested):
