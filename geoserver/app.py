@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from geoserver import errors
+from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import health, landing
+from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
 from geoserver.settings import Settings
@@ -45,6 +47,8 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.geoserver = state
+    app.state.metrics = Metrics(state.tile_cache)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     errors.install(app)
     # Open data: any web page may read it. Credentials travel as bearer tokens, never cookies.
     app.add_middleware(
@@ -58,4 +62,5 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(tiles_routes.router)
     app.include_router(styles_routes.router)
+    app.include_router(metrics_routes.router)
     return app
