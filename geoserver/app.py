@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from geoserver import errors
+from geoserver import errors, openapi
 from geoserver.metrics import Metrics, MetricsMiddleware
-from geoserver.routes import health, landing
+from geoserver.routes import catalog, collections, features, health, landing
 from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
@@ -59,8 +59,12 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         expose_headers=["ETag", "Content-Crs", "Location", "X-Tile-Cache", "Retry-After"],
     )
     app.include_router(landing.router)
+    app.include_router(collections.router)
+    app.include_router(features.router)
+    app.include_router(catalog.router)
     app.include_router(health.router)
     app.include_router(tiles_routes.router)
     app.include_router(styles_routes.router)
     app.include_router(metrics_routes.router)
+    openapi.install(app)
     return app

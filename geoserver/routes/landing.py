@@ -1,23 +1,58 @@
-"""The landing page."""
+"""The landing page and the conformance declaration (OGC API - Common / Features Part 1)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+
+from geoserver import html, i18n
+from geoserver.conformance import conformance
+from geoserver.openapi import OPENAPI_TYPE
+from geoserver.responses import HTML, JSON, base_url, json_response, link, negotiate, self_links
 
 router = APIRouter(tags=["capabilities"])
+TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
+CONFORMANCE_REL = "http://www.opengis.net/def/rel/ogc/1.0/conformance"
+DATA_REL = "http://www.opengis.net/def/rel/ogc/1.0/data"
 
 
-@router.get("/", summary="Landing page")
-async def landing(request: Request) -> dict[str, object]:
+@router.get("/", summary="Landing page", response_class=Response)
+async def landing(request: Request) -> Response:
     """What this server is, and where to go next."""
-    base = str(request.base_url).rstrip("/")
-    return {
-        "title": "City location services (Calgary demo)",
-        "description": "Open City layers as feature collections and vector tiles, with services near you.",
+    asked = negotiate(request)
+    base, lang = base_url(request), asked.lang
+    t = i18n.text
+    doc = {
+        "title": t(lang, "title"),
+        "description": t(lang, "description"),
         "links": [
-            {"rel": "self", "href": f"{base}/", "type": "application/json"},
-            {"rel": "service-desc", "href": f"{base}/openapi.json", "type": "application/json"},
-            {"rel": "health", "href": f"{base}/health", "type": "application/json"},
-            {"rel": "ready", "href": f"{base}/ready", "type": "application/json"},
+            *self_links(request, lang),
+            link(f"{base}/api", "service-desc", OPENAPI_TYPE, t(lang, "api")),
+            link(f"{base}/docs", "service-doc", HTML, t(lang, "api_doc")),
+            link(f"{base}/conformance", "conformance", JSON, t(lang, "conformance")),
+            link(f"{base}/conformance", CONFORMANCE_REL, JSON, t(lang, "conformance")),
+            link(f"{base}/collections", "data", JSON, t(lang, "collections")),
+            link(f"{base}/collections", DATA_REL, JSON, t(lang, "collections")),
+            link(f"{base}/tileMatrixSets", TILING_SCHEMES, JSON, t(lang, "tiling_schemes")),
+            link(f"{base}/catalog", "describedby", "application/ld+json", t(lang, "catalog")),
+            link(f"{base}/health", "health", JSON, t(lang, "health")),
+            link(f"{base}/ready", "ready", JSON, t(lang, "ready")),
         ],
     }
+    if asked.format == "html":
+        return html.render("landing.html", {"doc": doc, "base": base, "links": []}, lang=lang, public=True)
+    return json_response(doc, public=True, lang=lang)
+
+
+@router.get("/conformance", summary="Conformance classes", response_class=Response)
+async def conformance_classes(request: Request) -> Response:
+    """The OGC conformance classes this server implements."""
+    asked = negotiate(request)
+    doc = {"conformsTo": conformance()}
+    if asked.format == "html":
+        return html.render(
+            "conformance.html",
+            {"doc": doc, "base": base_url(request), "links": self_links(request, asked.lang)},
+            lang=asked.lang,
+            public=True,
+        )
+    return json_response(doc, public=True, lang=asked.lang)

@@ -1,0 +1,127 @@
+"""English and French: the server's own words, and which language a request wants (`lang=`, then Accept-Language)."""
+
+from __future__ import annotations
+
+from layers.errors import InvalidParameter
+
+LANGUAGES = ("en", "fr")
+DEFAULT_LANGUAGE = "en"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "City location services",
+        "description": "Open City layers as feature collections and vector tiles, with services near you.",
+        "collections": "Collections",
+        "collections_description": "The City's layers, each a collection of features.",
+        "conformance": "Conformance",
+        "api": "API definition (OpenAPI 3.0)",
+        "api_doc": "API documentation",
+        "catalog": "Open data catalogue (DCAT)",
+        "tiling_schemes": "Tile matrix sets",
+        "items": "Features",
+        "feature": "Feature",
+        "queryables": "Queryable properties",
+        "tiles": "Vector tiles",
+        "license": "Licence",
+        "department": "Department",
+        "update_frequency": "Update frequency",
+        "last_updated": "Last updated",
+        "extent": "Extent",
+        "temporal_extent": "Time span",
+        "features_count": "Features",
+        "download": "Download",
+        "next": "Next page",
+        "prev": "Previous page",
+        "this_document": "This document",
+        "as_json": "This document as JSON",
+        "as_html": "This document as HTML",
+        "matched": "Matched",
+        "returned": "Shown",
+        "id": "Id",
+        "geometry": "Geometry",
+        "fields": "Fields",
+        "language": "Langue : français",
+        "other_language": "fr",
+        "home": "Home",
+        "collection": "Collection",
+        "items_of": "Features of",
+        "health": "Liveness",
+        "ready": "Readiness",
+        "none": "none",
+    },
+    "fr": {
+        "title": "Services de localisation de la Ville",
+        "description": "Les couches ouvertes de la Ville en collections d'entités et en tuiles vectorielles, "
+        "avec les services près de chez vous.",
+        "collections": "Collections",
+        "collections_description": "Les couches de la Ville, chacune une collection d'entités.",
+        "conformance": "Conformité",
+        "api": "Définition de l'API (OpenAPI 3.0)",
+        "api_doc": "Documentation de l'API",
+        "catalog": "Catalogue de données ouvertes (DCAT)",
+        "tiling_schemes": "Grilles de tuiles",
+        "items": "Entités",
+        "feature": "Entité",
+        "queryables": "Propriétés interrogeables",
+        "tiles": "Tuiles vectorielles",
+        "license": "Licence",
+        "department": "Service",
+        "update_frequency": "Fréquence de mise à jour",
+        "last_updated": "Dernière mise à jour",
+        "extent": "Étendue",
+        "temporal_extent": "Période",
+        "features_count": "Entités",
+        "download": "Télécharger",
+        "next": "Page suivante",
+        "prev": "Page précédente",
+        "this_document": "Ce document",
+        "as_json": "Ce document en JSON",
+        "as_html": "Ce document en HTML",
+        "matched": "Trouvées",
+        "returned": "Affichées",
+        "id": "Identifiant",
+        "geometry": "Géométrie",
+        "fields": "Champs",
+        "language": "Language: English",
+        "other_language": "en",
+        "home": "Accueil",
+        "collection": "Collection",
+        "items_of": "Entités de",
+        "health": "Vivacité",
+        "ready": "Disponibilité",
+        "none": "aucune",
+    },
+}
+
+
+def text(lang: str, key: str) -> str:
+    """One of the server's own words in `lang`."""
+    return STRINGS.get(lang, STRINGS[DEFAULT_LANGUAGE])[key]
+
+
+def negotiate(lang_param: str | None, accept_language: str | None) -> str:
+    """`lang=` when given (an unsupported one is a 400), else the best of Accept-Language, else English."""
+    if lang_param is not None:
+        code = lang_param.strip().lower().replace("_", "-").split("-", 1)[0]
+        if code not in LANGUAGES:
+            raise InvalidParameter(f"lang must be one of {', '.join(LANGUAGES)}", parameter="lang")
+        return code
+    if not accept_language:
+        return DEFAULT_LANGUAGE
+    best, best_q = DEFAULT_LANGUAGE, -1.0
+    for position, item in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = item.strip().partition(";")
+        code = tag.strip().lower().split("-", 1)[0]
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        # The earlier of two equal preferences wins: subtract a little per position.
+        score = q - position * 1e-6
+        if code in LANGUAGES and q > 0 and score > best_q:
+            best, best_q = code, score
+    return best

@@ -1,0 +1,131 @@
+"""Shaping responses of the OGC API routes: format and language negotiation, links, caching headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+
+from geoserver import i18n
+from layers.errors import InvalidParameter
+from layers.parameters import check_known, single_values
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+HTML = "text/html"
+PUBLIC_MAX_AGE_S = 60
+_JSON_TYPES = (JSON, GEOJSON, "application/schema+json", "application/ld+json", "application/vnd.oai.openapi+json")
+
+
+@dataclass(frozen=True)
+class Negotiated:
+    """What a request asked for: its parameters (each once), format and language."""
+
+    values: dict[str, str]
+    format: str  # "json" or "html"
+    lang: str
+
+
+def negotiate(request: Request, *, allowed: Iterable[str] = ("f", "lang"), html: bool = True) -> Negotiated:
+    """Check the parameters and pick format (`f=`, then Accept) and language (`lang=`, then Accept-Language)."""
+    values = single_values(request.query_params.multi_items())
+    check_known(values, allowed)
+    return Negotiated(values, pick_format(request, values.get("f"), html=html), pick_language(request, values))
+
+
+def pick_language(request: Request, values: dict[str, str]) -> str:
+    """The response language."""
+    return i18n.negotiate(values.get("lang"), request.headers.get("accept-language"))
+
+
+def pick_format(request: Request, f: str | None, *, html: bool = True) -> str:
+    """`json` or `html`: `f=` wins; otherwise HTML only when the Accept header prefers it (browsers)."""
+    formats = {"json": "json", "geojson": "json", "jsonld": "json"}
+    if html:
+        formats["html"] = "html"
+    if f is not None:
+        chosen = formats.get(f.strip().lower())
+        if chosen is None:
+            raise InvalidParameter(f"f must be one of {', '.join(formats)}", parameter="f")
+        return chosen
+    if html and _prefers_html(request.headers.get("accept", "")):
+        return "html"
+    return "json"
+
+
+def _prefers_html(accept: str) -> bool:
+    best_html, best_json = 0.0, 0.0
+    for item in accept.split(",")[:30]:
+        media, _, params = item.strip().partition(";")
+        media = media.strip().lower()
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if media in (HTML, "application/xhtml+xml"):
+            best_html = max(best_html, q)
+        elif media in _JSON_TYPES or media.endswith("+json"):
+            best_json = max(best_json, q)
+    return best_html > best_json
+
+
+def base_url(request: Request) -> str:
+    """The server's root URL, without a trailing slash."""
+    return str(request.base_url).rstrip("/")
+
+
+def url_with(request: Request, **changes: str | int | None) -> str:
+    """This request's URL with some parameters set (or removed, for None)."""
+    params = dict(request.query_params.multi_items())
+    for name, value in changes.items():
+        key = name.replace("_", "-")
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = str(value)
+    return str(request.url.replace_query_params(**params))
+
+
+def link(href: str, rel: str, media_type: str | None = None, title: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One link object."""
+    item: dict[str, Any] = {"href": href, "rel": rel}
+    if media_type is not None:
+        item["type"] = media_type
+    if title is not None:
+        item["title"] = title
+    item.update(extra)
+    return item
+
+
+def self_links(request: Request, lang: str, json_type: str = JSON) -> list[dict[str, Any]]:
+    """`self` (JSON) and `alternate` (HTML) links of a document."""
+    return [
+        link(url_with(request, f="json"), "self", json_type, i18n.text(lang, "this_document")),
+        link(url_with(request, f="html"), "alternate", HTML, i18n.text(lang, "as_html")),
+    ]
+
+
+def caching(public: bool, lang: str | None = None) -> dict[str, str]:
+    """Cache headers: shared caches may keep public data; nothing else is stored anywhere."""
+    headers = {"Vary": "Authorization, Accept, Accept-Language"}
+    if public:
+        headers["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_S}"
+    else:
+        headers["Cache-Control"] = "private, no-store"
+    if lang is not None:
+        headers["Content-Language"] = lang
+    return headers
+
+
+def json_response(
+    body: Any, *, public: bool, lang: str | None = None, media_type: str = JSON, headers: dict[str, str] | None = None
+) -> Response:
+    """A JSON response with the caching headers."""
+    return Response(orjson.dumps(body), media_type=media_type, headers={**caching(public, lang), **(headers or {})})

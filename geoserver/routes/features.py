@@ -1,0 +1,167 @@
+"""Features of a collection (OGC API Features Parts 1-3): pages of items and single items, as GeoJSON or HTML."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from geoserver import html, i18n
+from geoserver.auth import PrincipalDep
+from geoserver.responses import (
+    GEOJSON,
+    HTML,
+    JSON,
+    base_url,
+    caching,
+    link,
+    pick_format,
+    pick_language,
+    url_with,
+)
+from geoserver.routes.collections import collection_url
+from geoserver.state import AppState, StateDep
+from layers import features
+from layers.catalog import Layer
+from layers.errors import NotFound
+from layers.parameters import ItemsQuery, check_known, parse_items, single_values
+
+router = APIRouter(tags=["features"])
+ITEM_PARAMETERS = ("f", "lang", "crs")
+
+
+def _links(request: Request, layer: Layer, query: ItemsQuery, returned: int, matched: int, lang: str) -> list[Any]:
+    t = i18n.text
+    links = [
+        link(url_with(request, f="json"), "self", GEOJSON, t(lang, "this_document")),
+        link(url_with(request, f="html"), "alternate", HTML, t(lang, "as_html")),
+        link(collection_url(base_url(request), layer), "collection", JSON, layer.title_in(lang)),
+    ]
+    pages: list[tuple[str, int]] = []
+    if query.offset + returned < matched and returned > 0:
+        pages.append(("next", query.offset + query.limit))
+    if query.offset > 0:
+        pages.append(("prev", max(query.offset - query.limit, 0)))
+    for rel, offset in pages:
+        for f, media_type in (("json", GEOJSON), ("html", HTML)):
+            href = url_with(request, offset=offset, limit=query.limit, f=f)
+            links.append(link(href, rel, media_type, t(lang, rel)))
+    return links
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _tail(links: list[Any], matched: int, returned: int) -> bytes:
+    return (
+        b'],"numberMatched":' + str(matched).encode() + b',"numberReturned":' + str(returned).encode()
+        + b',"timeStamp":"' + _timestamp().encode() + b'","links":' + orjson.dumps(links) + b"}"
+    )  # fmt: skip
+
+
+def _headers(layer: Layer, query: ItemsQuery, lang: str) -> dict[str, str]:
+    return {**caching(layer.is_public, lang), "Content-Crs": query.crs.header}
+
+
+@router.get("/collections/{collectionId}/items", summary="Features of a collection", response_class=Response)
+async def items(collectionId: str, request: Request, state: StateDep, principal: PrincipalDep) -> Response:  # noqa: N803
+    """A page of features: filtered by bbox, datetime, properties or CQL2, sorted, in any supported CRS."""
+    layer = state.registry.resolve(collectionId, principal)
+    values = single_values(request.query_params.multi_items())
+    fmt = pick_format(request, values.get("f"))
+    lang = pick_language(request, values)
+    query = parse_items(layer, values)
+    if fmt == "html" or query.limit <= features.STREAM_ABOVE:
+        statements = features.build(layer, query)  # every name and value is checked here, before a connection
+        async with state.pool.connection() as conn:
+            page = await features.fetch_page(conn, layer, query, statements)
+        links = _links(request, layer, query, len(page.features), page.number_matched, lang)
+        if fmt == "html":
+            return _items_html(request, layer, page, links, lang)
+        body = (
+            b'{"type":"FeatureCollection","features":['
+            + ",".join(page.features).encode()
+            + _tail(links, page.number_matched, len(page.features))
+        )
+        return Response(body, media_type=GEOJSON, headers=_headers(layer, query, lang))
+    return await _streamed(request, state, layer, query, lang)
+
+
+async def _streamed(request: Request, state: AppState, layer: Layer, query: ItemsQuery, lang: str) -> Response:
+    """A large page, sent as it is read: memory holds one chunk of features, never the whole page."""
+    statements = features.build(layer, query, count_in_page=False)
+    async with state.pool.connection() as conn:
+        matched = await features.count(conn, statements, layer)
+    expected = max(0, min(query.limit, matched - query.offset))
+    links = _links(request, layer, query, expected, matched, lang)
+
+    async def body() -> AsyncIterator[bytes]:
+        # The connection is taken inside the generator, so a response that never starts holds none.
+        returned = 0
+        yield b'{"type":"FeatureCollection","features":['
+        async with state.pool.connection() as conn:
+            async for chunk in features.stream_page(conn, statements):
+                yield (b"," if returned else b"") + ",".join(chunk).encode()
+                returned += len(chunk)
+        yield _tail(links, matched, returned)
+
+    return StreamingResponse(body(), media_type=GEOJSON, headers=_headers(layer, query, lang))
+
+
+def _items_html(request: Request, layer: Layer, page: features.Page, links: list[Any], lang: str) -> Response:
+    context = {
+        "base": base_url(request),
+        "collection_id": layer.id,
+        "title": layer.title_in(lang),
+        "features": [orjson.loads(f) for f in page.features],
+        "field_names": layer.field_names,
+        "number_matched": page.number_matched,
+        "links": links,
+    }
+    return html.render("items.html", context, lang=lang, public=layer.is_public)
+
+
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature", response_class=Response)
+async def item(
+    collectionId: str,  # noqa: N803
+    featureId: str,  # noqa: N803
+    request: Request,
+    state: StateDep,
+    principal: PrincipalDep,
+) -> Response:
+    """One feature by id; 404 when there is none (or the caller may not see its collection)."""
+    layer = state.registry.resolve(collectionId, principal)
+    values = single_values(request.query_params.multi_items())
+    check_known(values, ITEM_PARAMETERS)
+    fmt = pick_format(request, values.get("f"))
+    lang = pick_language(request, values)
+    query = parse_items(layer, {k: v for k, v in values.items() if k == "crs"})
+    fid = features.id_value(layer, featureId)
+    text = None
+    if fid is not None:
+        async with state.pool.connection() as conn:
+            text = await features.fetch_feature(conn, layer, fid, query.crs)
+    if text is None:
+        raise NotFound(f"no feature {featureId[:80]!r} in this collection", parameter="featureId")
+    collection = collection_url(base_url(request), layer)
+    links = [
+        link(url_with(request, f="json"), "self", GEOJSON, i18n.text(lang, "this_document")),
+        link(url_with(request, f="html"), "alternate", HTML, i18n.text(lang, "as_html")),
+        link(collection, "collection", JSON, layer.title_in(lang)),
+    ]
+    if fmt == "html":
+        context = {
+            "base": base_url(request),
+            "collection_id": layer.id,
+            "title": layer.title_in(lang),
+            "feature": orjson.loads(text),
+            "links": links,
+        }
+        return html.render("item.html", context, lang=lang, public=layer.is_public)
+    body = text[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
+    return Response(body, media_type=GEOJSON, headers=_headers(layer, query, lang))
