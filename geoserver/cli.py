@@ -167,6 +167,8 @@ def serve(
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
+            # Query strings (near-me coordinates) are redacted from every log line: geoserver/logs.py.
+            log_config=__import__("geoserver.logs").logs.uvicorn_log_config(),
             lifespan="on",
         )
         if settings.workers > 1:

@@ -1,0 +1,332 @@
+"""Services near me and what's here: nearest features across layers, within a radius, and point-in-polygon.
+
+Distances are geodesic (geography on the WGS 84 spheroid). Indexes are on EPSG:4326 geometry, where a degree of
+longitude is shorter than a degree of latitude at Calgary's latitude, so index order is not distance order:
+- nearest N: KNN (`<->`) takes the N nearest by index order; the largest geodesic distance among them bounds the
+  true N nearest, which a second, bounded search then ranks by geodesic distance. The answer is exact, not a guess.
+- within a radius: a bounding box in degrees, computed conservatively from the radius, keeps the GiST index in use;
+  the geodesic distance then decides.
+A layer's SQL is composed from catalogue names once per layer version and cached; requests bind values only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+
+from layers import hours
+from layers.catalog import Layer, Principal, Registry
+from layers.errors import InvalidParameter, NotFound
+from layers.nearby_sql import EVENTS_CATEGORY, Rel, distinct_sql, here_sql, public_field, search_sql
+
+MAX_RADIUS_M = 50_000.0
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 10
+MAX_LAYERS = 50
+MAX_DISTINCT = 5_000  # categories or schedules per layer we enumerate; beyond it a layer cannot use that filter
+BOUNDARIES_CATEGORY = "boundaries"
+# Facility categories with a service area: the facility that serves a point is the nearest one of the category by
+# geodesic distance, i.e. the point's Voronoi cell (no drawn catchment boundaries exist in the catalogue).
+SERVICE_AREA_CATEGORIES = ("fire_station", "library", "recreation_centre")
+SERVICE_AREA_RULE = "nearest facility of the category by geodesic distance (Voronoi-style service area)"
+
+
+@dataclass(frozen=True)
+class CursorKey:
+    """Where a page ended: the last feature's distance, layer and id."""
+
+    distance_m: float
+    layer: str
+    id: Any
+
+
+@dataclass(frozen=True)
+class NearbyQuery:
+    """One nearby search, validated."""
+
+    lon: float
+    lat: float
+    radius_m: float | None
+    categories: tuple[str, ...]
+    open_now: bool
+    at: datetime
+    limit: int
+    after: CursorKey | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One feature found near the point."""
+
+    layer: str
+    id: Any
+    distance_m: float
+    bearing_deg: float | None
+    geometry: str
+    properties: dict[str, Any]
+    happening_now: bool | None
+    hours: hours.Status | None
+    has_hours: bool
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of hits, and the key after its last hit when more follow."""
+
+    hits: list[Hit]
+    next_key: CursorKey | None
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A boundary feature containing the point."""
+
+    layer: str
+    id: Any
+    geometry: str
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Here:
+    """What's here: the boundaries containing the point and, per service-area category, the facility serving it."""
+
+    boundaries: list[Boundary]
+    serving: dict[str, Hit]
+
+
+@dataclass(frozen=True)
+class _Facts:
+    categories: frozenset[str] | None  # None: too many to enumerate
+    schedules: tuple[str, ...] | None
+
+
+def resolve_layers(registry: Registry, principal: Principal, names: Sequence[str] | None) -> list[Layer]:
+    """The named layers (all visible ones when None); unknown and invisible names fail alike, on `layers`."""
+    if names is None:
+        return registry.visible(principal)
+    if len(names) > MAX_LAYERS:
+        raise InvalidParameter(f"at most {MAX_LAYERS} layers", parameter="layers")
+    found: list[Layer] = []
+    for name in dict.fromkeys(names):
+        try:
+            found.append(registry.resolve(name, principal))
+        except NotFound:
+            raise InvalidParameter(f"unknown layer {name[:80]!r}", parameter="layers") from None
+    return found
+
+
+class NearbyService:
+    """Per-app SQL cache, per-layer-version facts (categories, schedules) and the cursor signing key."""
+
+    def __init__(self, secret: bytes | None = None, cache_size: int = 512) -> None:
+        self._secret = secret or secrets.token_bytes(32)
+        self._statements: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        self._facts: dict[tuple[str, int], _Facts] = {}
+        self._cache_size = cache_size
+
+    async def search(self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: NearbyQuery) -> Page:
+        """Features near the point across `layers`, nearest first (ties by layer, then id), one page."""
+        layers = await self._narrow(conn, layers, q)
+        open_texts: list[str] = []
+        if q.open_now:
+            for layer in layers:
+                facts = await self._facts_of(conn, layer)
+                open_texts += [t for t in facts.schedules or () if _open(t, q.at)]
+        if not layers:
+            return Page([], None)
+        after = q.after
+        parts = tuple(
+            (layer, q.radius_m is None, bool(q.categories), q.open_now, _rel(layer.id, after)) for layer in layers
+        )
+        statement = self._statement(parts)
+        params: dict[str, Any] = {
+            "lon": q.lon, "lat": q.lat, "radius_m": q.radius_m, "lim": q.limit + 1, "at": q.at,
+            "categories": list(q.categories), "open_schedules": open_texts,
+            "after_d": after.distance_m if after else None, "after_id": after.id if after else None,
+        }  # fmt: skip
+        cur = await conn.execute(statement, params)
+        rows = await cur.fetchall()
+        hits = sorted((_hit(row, layers, q.at) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
+        more = len(hits) > q.limit
+        hits = hits[: q.limit]
+        last = hits[-1] if hits else None
+        next_key = CursorKey(last.distance_m, last.layer, last.id) if more and last else None
+        return Page(hits, next_key)
+
+    async def here(
+        self, conn: AsyncConnection[Any], layers: Sequence[Layer], lon: float, lat: float, at: datetime
+    ) -> Here:
+        """Boundaries of `layers` containing the point, and the facility serving it for each service-area category."""
+        polygons = [
+            layer
+            for layer in layers
+            if layer.category == BOUNDARIES_CATEGORY and layer.geometry_type in ("Polygon", "MultiPolygon")
+        ]
+        boundaries: list[Boundary] = []
+        if polygons:
+            statement = self._cached(("here", *((p.id, p.version) for p in polygons)), lambda: here_sql(polygons))
+            rows = await (await conn.execute(statement, {"lon": lon, "lat": lat})).fetchall()
+            boundaries = [Boundary(polygons[r[0]].id, r[1], r[2], orjson.loads(r[3])) for r in rows]
+            boundaries.sort(key=lambda b: (b.layer, str(b.id)))
+        serving: dict[str, Hit] = {}
+        for category in SERVICE_AREA_CATEGORIES:
+            candidates = []
+            for layer in layers:
+                if public_field(layer, layer.category_field) is None or layer.category == EVENTS_CATEGORY:
+                    continue
+                known = (await self._facts_of(conn, layer)).categories
+                if known is not None and category in known:
+                    candidates.append(layer)
+            if candidates:
+                q = NearbyQuery(lon, lat, None, (category,), False, at, 1)
+                page = await self.search(conn, candidates, q)
+                if page.hits:
+                    serving[category] = page.hits[0]
+        return Here(boundaries, serving)
+
+    async def _narrow(self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: NearbyQuery) -> list[Layer]:
+        """Only layers a category or open-now filter can apply to; 400 for a category no layer knows."""
+        chosen = list(layers)
+        if q.open_now and not any(public_field(layer, layer.opening_hours_field) for layer in chosen):
+            raise InvalidParameter("none of the layers has opening hours", parameter="open_now")
+        if q.categories:
+            chosen = [layer for layer in chosen if public_field(layer, layer.category_field)]
+            if not chosen:
+                raise InvalidParameter("none of the layers has categories", parameter="category")
+            known: set[str] = set()
+            keep = []
+            for layer in chosen:
+                cats = (await self._facts_of(conn, layer)).categories
+                if cats is None or cats.intersection(q.categories):
+                    keep.append(layer)
+                known |= cats if cats is not None else set(q.categories)
+            unknown = [c for c in q.categories if c not in known]
+            if unknown:
+                raise InvalidParameter(f"unknown category {unknown[0][:80]!r}", parameter="category")
+            chosen = keep
+        if q.open_now:
+            chosen = [layer for layer in chosen if public_field(layer, layer.opening_hours_field)]
+            for layer in chosen:
+                if (await self._facts_of(conn, layer)).schedules is None:
+                    raise InvalidParameter(f"layer {layer.id!r} has too many distinct schedules", parameter="open_now")
+        return chosen
+
+    async def _facts_of(self, conn: AsyncConnection[Any], layer: Layer) -> _Facts:
+        """The distinct categories and schedules of a layer, read once per layer version."""
+        key = (layer.id, layer.version)
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = _Facts(
+                await _distinct(conn, layer, public_field(layer, layer.category_field)),
+                _tuple(await _distinct(conn, layer, public_field(layer, layer.opening_hours_field))),
+            )
+            self._facts = {k: v for k, v in self._facts.items() if k[0] != layer.id}  # older versions go
+            self._facts[key] = facts
+        return facts
+
+    def _statement(self, parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...]) -> str:
+        key = tuple((layer.id, layer.version, *rest) for layer, *rest in parts)
+        return self._cached(key, lambda: search_sql(parts))
+
+    def _cached(self, key: tuple[Any, ...], build: Any) -> str:
+        text = self._statements.get(key)
+        if text is None:
+            text = build()
+            self._statements[key] = text
+            if len(self._statements) > self._cache_size:
+                self._statements.popitem(last=False)
+        else:
+            self._statements.move_to_end(key)
+        return text
+
+    def encode_cursor(self, key: CursorKey, fingerprint: str) -> str:
+        """An opaque, signed cursor for the page after `key`."""
+        payload = json.dumps([key.distance_m, key.layer, key.id, fingerprint], separators=(",", ":")).encode()
+        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+        return f"{_b64(payload)}.{_b64(mac)}"
+
+    def decode_cursor(self, cursor: str, fingerprint: str) -> CursorKey:
+        """The key inside a cursor this server signed for the same query; 400 on anything else."""
+        bad = InvalidParameter("invalid cursor: ask for the first page again", parameter="cursor")
+        try:
+            body, _, mac = cursor.partition(".")
+            payload = _unb64(body)
+            expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
+            if not hmac.compare_digest(expected, _unb64(mac)):
+                raise bad
+            distance_m, layer, ident, signed_for = json.loads(payload)
+        except (ValueError, TypeError, binascii.Error):
+            raise bad from None
+        # Only this server signs cursors, but a leaked key must still not make a bad value reach the database.
+        valid_id = isinstance(ident, int | str) and not isinstance(ident, bool)
+        if signed_for != fingerprint or not (_finite(distance_m) and isinstance(layer, str) and valid_id):
+            raise bad
+        return CursorKey(float(distance_m), layer, ident)
+
+
+def fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
+    """What a cursor is bound to: every parameter of the search except limit and the cursor itself."""
+    parts = [q.lon, q.lat, q.radius_m, sorted(layer_ids), sorted(q.categories), q.open_now, q.at.isoformat()]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _tuple(values: frozenset[str] | None) -> tuple[str, ...] | None:
+    return tuple(sorted(values)) if values is not None else None
+
+
+def _open(text: str, at: datetime) -> bool:
+    schedule = hours.parse_cached(text)
+    return schedule is not None and hours.open_now(schedule, at)
+
+
+def _rel(layer_id: str, after: CursorKey | None) -> Rel:
+    """How a layer sorts against the cursor's layer: decides whether equal distances come after the cursor."""
+    if after is None:
+        return None
+    return "lt" if layer_id < after.layer else "eq" if layer_id == after.layer else "gt"
+
+
+def _hit(row: tuple[Any, ...], layers: Sequence[Layer], at: datetime) -> Hit:
+    branch, ident, distance_m, bearing, geometry, props, happening, has_hours, schedule_text = row
+    status = None
+    if schedule_text is not None:
+        schedule = hours.parse_cached(schedule_text)
+        status = hours.status(schedule, at) if schedule is not None else None
+    bearing_deg = None if bearing is None or math.isnan(bearing) else round(bearing, 1)
+    return Hit(
+        layers[branch].id, ident, distance_m, bearing_deg, geometry, orjson.loads(props), happening, status, has_hours
+    )
+
+
+async def _distinct(conn: AsyncConnection[Any], layer: Layer, column: str | None) -> frozenset[str] | None:
+    """Distinct non-null values of a public column as text; None when there are too many to enumerate."""
+    if column is None:
+        return frozenset()
+    rows = await (await conn.execute(distinct_sql(layer, column), {"cap": MAX_DISTINCT + 1})).fetchall()
+    return frozenset(r[0] for r in rows) if len(rows) <= MAX_DISTINCT else None
