@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=1, ge=0)
     pool_max_size: int = Field(default=10, ge=1)
     statement_timeout_ms: int = Field(default=15_000, ge=100)
-    connect_timeout_s: float = Field(default=3.0, gt=0)
+    connect_timeout_s: float = Field(default=3.0, gt=0, description="Longest wait to open a database connection.")
+    pool_timeout_s: float = Field(
+        default=10.0, gt=0, description="Longest wait for a free pooled connection before answering 503."
+    )
     log_level: str = "info"
     tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
     max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")

@@ -115,7 +115,7 @@ def make_pool(settings: Settings, database_url: str) -> AsyncConnectionPool:
         open=False,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
-        timeout=settings.connect_timeout_s,
+        timeout=settings.pool_timeout_s,
         reconnect_timeout=30,
         check=AsyncConnectionPool.check_connection,
         kwargs={

@@ -21,8 +21,8 @@ EXTENT = 4096  # MVT tile extent, in tile units
 BUFFER = 64  # tile units drawn beyond each edge, so strokes and symbols don't clip at tile seams
 FEATURE_CAP = 20_000  # features per layer per tile at the most
 DETAIL_ZOOM = 14  # from this zoom on, every feature is kept whatever its size
-MIN_SIZE_PX = 0.5  # below DETAIL_ZOOM, drop features smaller than this on a 256-pixel tile
-CLUSTER_ABOVE = 2_000  # cluster a point layer at zooms where a tile would hold more points than this on average
+MIN_SIZE_PX = 1.0  # below DETAIL_ZOOM, drop features smaller than a pixel of the grid's 256-pixel tiles
+CLUSTER_ABOVE = 1_000  # cluster a point layer at zooms where a tile would hold more points than this on average
 CLUSTER_CELL = 64  # tile units per cluster cell: 64 x 64 cells per tile
 CLUSTER_COUNT = "point_count"
 

@@ -54,9 +54,9 @@ async def get_tile(
                 raw = await sources.get(layer.id).build(conn, tile)
                 parts[index] = raw
                 if public and len(layers) > 1:
-                    cache.put(TileKey((layer.id,), (layer.version,), tile), BuiltTile.of(raw))
+                    cache.put(TileKey((layer.id,), (layer.version,), tile), await BuiltTile.build(raw))
     # MVT layers are independent protobuf messages: concatenating single-layer tiles makes a valid composite.
-    built = BuiltTile.of(b"".join(parts))
+    built = await BuiltTile.build(b"".join(parts))
     if public:
         cache.put(key, built)
     return TileResult(built, public, cache_hit=False)
