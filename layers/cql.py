@@ -319,6 +319,11 @@ class _Compiler:
             if not isinstance(bounds, list) or len(bounds) != 2:
                 raise _bad("an interval has a start and an end")
             return self._bound(bounds[0], start=True, depth=depth), self._bound(bounds[1], start=False, depth=depth)
+        if isinstance(node, dict) and isinstance(node.get("date"), str):
+            # A date is the whole day, not its first instant.
+            day = parse_datetime(node["date"], parameter="filter")
+            stamp = sql.SQL("{}::timestamptz")
+            return stamp.format(self.bind(day.start)), stamp.format(self.bind(day.end))
         value, kind = self.scalar(node, depth + 1)
         if kind not in ("datetime", "date"):
             raise _bad("temporal operators need times, dates or intervals")
