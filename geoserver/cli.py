@@ -88,15 +88,28 @@ def _publish_all(url: str, settings: Settings, jobs: list[Job]) -> None:
             )
 
 
+def _demo_stamp(settings: Settings) -> Path:
+    return settings.data_dir / "demo" / "generated.json"
+
+
+def _wanted_stamp(scale: float) -> dict[str, object]:
+    from datetime import UTC, datetime
+
+    from layers import demo
+
+    # The day is part of it: the demo's events are placed around the day it was generated.
+    return {"scale": scale, "seed": demo.DEFAULT_SEED, "day": datetime.now(UTC).date().isoformat()}
+
+
 def load_demo_city(url: str, settings: Settings, scale: float | None = None) -> None:
-    """Generate the demo City's files (if not there yet at this scale) and load every City manifest."""
+    """Generate the demo City's files (unless already made today at this scale) and load every City manifest."""
     from layers import demo
     from layers.manifest import load_city_manifests
 
     out = settings.data_dir / "demo"
     scale = scale if scale is not None else settings.demo_scale
-    stamp = out / "generated.json"
-    wanted = {"scale": scale, "seed": demo.DEFAULT_SEED}
+    stamp = _demo_stamp(settings)
+    wanted = _wanted_stamp(scale)
     if not stamp.exists() or json.loads(stamp.read_text()) != wanted:
         console.print(f"Generating the demo City (scale {scale:g}) in {out}")
         with _progress() as bar:
@@ -111,12 +124,28 @@ def load_demo_city(url: str, settings: Settings, scale: float | None = None) -> 
     _publish_all(url, settings, [Job(m) for m in load_city_manifests()])
 
 
+def _demo_is_stale(settings: Settings) -> bool:
+    """True when the loaded demo City was generated on an earlier day at the configured scale (stale events)."""
+    try:
+        loaded = json.loads(_demo_stamp(settings).read_text())
+    except (OSError, ValueError):
+        return False
+    wanted = _wanted_stamp(settings.demo_scale)
+    same_city = {k: loaded.get(k) for k in ("scale", "seed")} == {k: wanted[k] for k in ("scale", "seed")}
+    return same_city and loaded.get("day") != wanted["day"]
+
+
 def _prepare(url: str, settings: Settings, *, load_demo: bool) -> None:
     from layers.migrate import upgrade
     from layers.publish import catalogue_size
 
     upgrade(url)
-    if load_demo and catalogue_size(url) == 0:
+    if not load_demo:
+        return
+    if catalogue_size(url) == 0:
+        load_demo_city(url, settings)
+    elif _demo_is_stale(settings):
+        console.print("The demo City's events were placed around an earlier day: refreshing it")
         load_demo_city(url, settings)
 
 

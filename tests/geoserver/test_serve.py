@@ -128,6 +128,14 @@ def test_serve_loads_the_demo_city_and_stops_cleanly(server: Server) -> None:
     assert "Generating the demo City" not in server.output and "Loading the demo City" not in server.output
     assert server.cli("cluster", "status").returncode == 3
 
+    # A demo City generated on an earlier day has stale events ("now" has moved on): the next start renews it.
+    stamp = server.data_dir / "demo" / "generated.json"
+    stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "day": "2000-01-01"}))
+    server.start()
+    server.wait_ready()
+    assert server.stop(signal.SIGTERM) == 0
+    assert "refreshing it" in server.output and "Generating the demo City" in server.output
+
 
 def test_serve_recovers_after_a_crash(server: Server) -> None:
     server.start()
