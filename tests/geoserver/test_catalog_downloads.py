@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import socket
 import subprocess
@@ -114,15 +115,24 @@ def test_unknown_download_format_is_404(client: TestClient) -> None:
 
 
 # -- a million features, in bounded memory ------------------------------------------------------------------
+def unpublish(database_url: str, layer_id: str, table: str) -> None:
+    """Take a test layer out of the catalogue and drop its table, telling running apps."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM geoserver.layers WHERE id = %s", [layer_id])
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute("SELECT pg_notify('geoserver_layer_changed', %s)", [json.dumps({"layer": layer_id})])
+
+
 @pytest.fixture(scope="module")
-def big_layer(database_url: str) -> str:
-    """A 1,000,000-point table published in place, with a private column."""
+def big_layer(database_url: str) -> Iterator[str]:
+    """A 1,000,000-point table published in place, with a private column; far from the demo City, so no other
+    test meets its points, and gone after this module."""
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP TABLE IF EXISTS public.big_points")
         conn.execute(
             "CREATE TABLE public.big_points AS SELECT i AS id, 'code-' || i AS code, mod(i, 7) AS n, "
-            "'hidden-' || i AS hidden, ST_SetSRID(ST_MakePoint(-114.3 + mod(i, 1000) * 0.0004, "
-            "50.85 + (i / 1000) * 0.00035), 4326)::geometry(Point, 4326) AS geom "
+            "'hidden-' || i AS hidden, ST_SetSRID(ST_MakePoint(10 + mod(i, 1000) * 0.0004, "
+            "45 + (i / 1000) * 0.00035), 4326)::geometry(Point, 4326) AS geom "
             "FROM generate_series(1, %s) AS i",
             [BIG_COUNT],
         )
@@ -132,7 +142,8 @@ def big_layer(database_url: str) -> str:
         database_url,
         manifest(BIG_LAYER, ["id", "code", "n"], id_field="id", source={"table": "public.big_points"}),
     )
-    return BIG_LAYER
+    yield BIG_LAYER
+    unpublish(database_url, BIG_LAYER, "public.big_points")
 
 
 class ServerProcess:

@@ -34,7 +34,7 @@ def group_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
     """A layer only members of one group may see."""
     path = write_geojson(
         tmp_path_factory.mktemp("group") / "plots.geojson",
-        [({"plot": f"P{i}", "crop": "kale"}, point(-114.05, 51.04 + i / 1000)) for i in range(5)],
+        [({"plot": f"P{i}", "crop": "kale"}, point(-113.5, 53.5 + i / 1000)) for i in range(5)],
     )
     load_file(database_url, manifest(GROUP_LAYER, ["plot", "crop"], id_field="plot", visibility=f"group:{GROUP}"), path)
     return GROUP_LAYER
@@ -345,7 +345,7 @@ MARKUP = "<b>markup <i>"
 
 
 def test_html_escapes_what_it_shows(app_client: TestClient, database_url: str, tmp_path: Path) -> None:
-    path = write_geojson(tmp_path / "x.geojson", [({"label": "<script>alert(1)</script>"}, point(-114.0, 51.0))])
+    path = write_geojson(tmp_path / "x.geojson", [({"label": "<script>alert(1)</script>"}, point(-113.5, 53.5))])
     load_file(database_url, manifest(MARKUP, ["label"]), path)
     state = app_client.app.state.geoserver  # type: ignore[attr-defined]
     deadline = time.monotonic() + 10

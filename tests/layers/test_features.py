@@ -28,7 +28,8 @@ HOSTILE_CANARY = "CANARY-hostile-5b1e"
 
 
 def load_hostile_layer(database_url: str, folder: Path) -> str:
-    """A layer whose id and field names hold quotes, spaces, `%` and mixed case, with one private field."""
+    """A layer whose id and field names hold quotes, spaces, `%` and mixed case, with one private field (outside the
+    demo City, so other tests never meet its points)."""
     start = datetime(2026, 7, 1, tzinfo=UTC)
     rows = [
         (
@@ -39,7 +40,7 @@ def load_hostile_layer(database_url: str, folder: Path) -> str:
                 "when": (start + timedelta(days=i)).isoformat(),
                 HOSTILE_PRIVATE: f"{HOSTILE_CANARY}-{i}",
             },
-            point(-114.07 + i / 1000, 51.05 + i / 1000),
+            point(-113.5 + i / 1000, 53.5 + i / 1000),
         )
         for i in range(30)
     ]
