@@ -33,6 +33,11 @@ class BuiltTile:
         return cls(raw, gzip.compress(raw, GZIP_LEVEL, mtime=0) if raw else b"", etag)
 
     @classmethod
+    def part(cls, raw: bytes) -> BuiltTile:
+        """A layer's share of composite tiles: only its raw bytes are ever used, so nothing is compressed."""
+        return cls(raw, b"", "")
+
+    @classmethod
     async def build(cls, raw: bytes) -> BuiltTile:
         """`of`, in a worker thread for large tiles: zlib releases the GIL, so other requests go on meanwhile."""
         if len(raw) < OFFLOAD_ABOVE_BYTES:
@@ -51,6 +56,7 @@ class TileKey(NamedTuple):
     layers: tuple[str, ...]
     versions: tuple[int, ...]
     tile: TileXYZ
+    part: bool = False  # a layer's raw share of composites, not a servable tile
 
 
 @dataclass

@@ -42,9 +42,9 @@ async def get_tile(
             return TileResult(cached, public, cache_hit=True)
     parts: list[bytes] = []
     missing: list[tuple[int, Layer]] = []
+    share = public and len(layers) > 1 and cache.max_bytes > 0
     for index, layer in enumerate(layers):
-        part_key = TileKey((layer.id,), (layer.version,), tile)
-        part = cache.get(part_key) if public and len(layers) > 1 else None
+        part = cache.get(_part_key(layer, tile)) if share else None
         parts.append(part.raw if part is not None else b"")
         if part is None:
             missing.append((index, layer))
@@ -53,10 +53,14 @@ async def get_tile(
             for index, layer in missing:
                 raw = await sources.get(layer.id).build(conn, tile)
                 parts[index] = raw
-                if public and len(layers) > 1:
-                    cache.put(TileKey((layer.id,), (layer.version,), tile), await BuiltTile.build(raw))
+                if share:
+                    cache.put(_part_key(layer, tile), BuiltTile.part(raw))
     # MVT layers are independent protobuf messages: concatenating single-layer tiles makes a valid composite.
     built = await BuiltTile.build(b"".join(parts))
     if public:
         cache.put(key, built)
     return TileResult(built, public, cache_hit=False)
+
+
+def _part_key(layer: Layer, tile: TileXYZ) -> TileKey:
+    return TileKey((layer.id,), (layer.version,), tile, part=True)
