@@ -261,6 +261,7 @@ class _Compiler:
 
     def literal(self, node: Any, *, expected: str | None) -> tuple[Any, str]:
         """A literal's Python value and kind, converted to `expected` where that is lossless."""
+        value: Any
         if isinstance(node, bool):
             value, kind = node, "boolean"
         elif isinstance(node, int | float):

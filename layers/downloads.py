@@ -81,7 +81,7 @@ async def csv(conn: AsyncConnection[Any], layer: Layer) -> AsyncIterator[bytes]:
         yield bytes(buffer)
 
 
-def _gpkg_select(layer: Layer) -> tuple[sql.Composable, list[tuple[str, str]]]:
+def _gpkg_select(layer: Layer) -> tuple[sql.Composed, list[tuple[str, str]]]:
     """The SELECT for a GeoPackage and the (name, kind) of each attribute column, in order."""
     names = list(layer.field_names)
     kinds = {f.name: field_kind(f) for f in layer.fields}
@@ -92,7 +92,7 @@ def _gpkg_select(layer: Layer) -> tuple[sql.Composable, list[tuple[str, str]]]:
     described: list[tuple[str, str]] = []
     for name in names:
         kind = kinds[name]
-        column = sql.Identifier(name)
+        column: sql.Composable = sql.Identifier(name)
         if kind == "datetime":
             column = sql.SQL("({} AT TIME ZONE 'UTC')").format(column)  # naive UTC: numpy has no time zones
         elif kind not in ("integer", "number", "boolean", "date", "string"):

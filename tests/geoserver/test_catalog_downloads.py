@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from fastapi.testclient import TestClient
 from layers.ingest import publish_table
 from tests.conftest import die_with_parent
 from tests.layers.helpers import manifest
+from tests.layers.test_features import drop_layer
 
 REQUEST_FIELDS = ["request_id", "service_code", "status", "requested_at", "closed_at"]
 BIG_LAYER = "a million points"
@@ -115,14 +115,6 @@ def test_unknown_download_format_is_404(client: TestClient) -> None:
 
 
 # -- a million features, in bounded memory ------------------------------------------------------------------
-def unpublish(database_url: str, layer_id: str, table: str) -> None:
-    """Take a test layer out of the catalogue and drop its table, telling running apps."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM geoserver.layers WHERE id = %s", [layer_id])
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute("SELECT pg_notify('geoserver_layer_changed', %s)", [json.dumps({"layer": layer_id})])
-
-
 @pytest.fixture(scope="module")
 def big_layer(database_url: str) -> Iterator[str]:
     """A 1,000,000-point table published in place, with a private column; far from the demo City, so no other
@@ -143,7 +135,7 @@ def big_layer(database_url: str) -> Iterator[str]:
         manifest(BIG_LAYER, ["id", "code", "n"], id_field="id", source={"table": "public.big_points"}),
     )
     yield BIG_LAYER
-    unpublish(database_url, BIG_LAYER, "public.big_points")
+    drop_layer(database_url, BIG_LAYER, "public.big_points")
 
 
 class ServerProcess:

@@ -34,7 +34,7 @@ def _db_counts(database_url: str) -> dict[str, int]:
 
 def test_ogrinfo_lists_every_public_collection(live_server: LiveServer, database_url: str) -> None:
     listing = _gdal("ogrinfo", "-ro", "-q", f"OAPIF:{live_server.url}")
-    names = set(re.findall(r"^\d+: (\S+) \(title:", listing, flags=re.MULTILINE))
+    names = set(re.findall(r"^\d+: (.+?) \(title:", listing, flags=re.MULTILINE))
     assert names == set(_db_counts(database_url))
 
 

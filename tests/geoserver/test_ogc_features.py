@@ -22,6 +22,7 @@ from layers.ingest import load_file
 from layers.parameters import MAX_LIMIT
 from layers.tokens import create_token
 from tests.layers.helpers import manifest, point, write_geojson
+from tests.layers.test_features import drop_layer
 
 GROUP_LAYER = "friends' garden plots"
 GROUP = "friends"
@@ -30,14 +31,15 @@ STAFF = Principal(subject="test staff", is_staff=True)
 
 
 @pytest.fixture(scope="module")
-def group_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def group_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A layer only members of one group may see."""
     path = write_geojson(
         tmp_path_factory.mktemp("group") / "plots.geojson",
         [({"plot": f"P{i}", "crop": "kale"}, point(-113.5, 53.5 + i / 1000)) for i in range(5)],
     )
     load_file(database_url, manifest(GROUP_LAYER, ["plot", "crop"], id_field="plot", visibility=f"group:{GROUP}"), path)
-    return GROUP_LAYER
+    yield GROUP_LAYER
+    drop_layer(database_url, GROUP_LAYER)
 
 
 @pytest.fixture(scope="module")
@@ -354,6 +356,7 @@ def test_html_escapes_what_it_shows(app_client: TestClient, database_url: str, t
     page = app_client.get(f"/collections/{quote(MARKUP, safe='')}/items?f=html").text
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     listing = app_client.get("/collections?f=html").text
+    drop_layer(database_url, MARKUP)
     assert "<b>markup" not in listing and "&lt;b&gt;markup" in listing
 
 

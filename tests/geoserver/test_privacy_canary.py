@@ -25,6 +25,7 @@ from psycopg import sql
 from layers.catalog import ANONYMOUS, Layer, Registry
 from layers.ingest import publish_table
 from layers.manifest import load_city_manifests
+from tests.layers.test_features import drop_layer
 
 CANARY_TEXT = "CANARY-7e3f91"
 CANARY_NUMBER = 770077007  # digits that appear in no demo value
@@ -98,11 +99,8 @@ def canaries(database_url: str, demo_city: dict[str, str]) -> Iterator[dict[str,
             copies[copy_id] = layer
     assert private_names >= {"requester_contact", "staff_notes", "assessed_value", "organizer_email"}
     yield {"copies": copies, "private_names": private_names}
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for copy_id in copies:
-            conn.execute("DELETE FROM geoserver.layers WHERE id = %s", [copy_id])
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("public", copy_id)))
-        conn.execute("SELECT pg_notify('geoserver_layer_changed', '{}')")
+    for copy_id in copies:
+        drop_layer(database_url, copy_id, f"public.{copy_id}")
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import json
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
 import pytest
+from psycopg import sql
 from pyproj import Transformer
 
 from layers import features
@@ -31,7 +33,7 @@ def load_hostile_layer(database_url: str, folder: Path) -> str:
     """A layer whose id and field names hold quotes, spaces, `%` and mixed case, with one private field (outside the
     demo City, so other tests never meet its points)."""
     start = datetime(2026, 7, 1, tzinfo=UTC)
-    rows = [
+    rows: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
         (
             {
                 'Name "q"': f"name '{i}' \"x\"",
@@ -53,6 +55,15 @@ def load_hostile_layer(database_url: str, folder: Path) -> str:
     return HOSTILE_ID
 
 
+def drop_layer(database_url: str, layer_id: str, table: str | None = None) -> None:
+    """Take a test layer out of the catalogue and drop its table (by default its managed one), telling running apps."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM geoserver.layers WHERE id = %s", [layer_id])
+        target = sql.Identifier(*table.split(".", 1)) if table else sql.Identifier("layer_data", layer_id)
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        conn.execute("SELECT pg_notify('geoserver_layer_changed', %s)", [json.dumps({"layer": layer_id})])
+
+
 def run(coroutine_fn: Callable[[psycopg.AsyncConnection[Any]], Coroutine[Any, Any, T]], url: str) -> T:
     """Run one coroutine on a fresh async connection."""
 
@@ -64,10 +75,13 @@ def run(coroutine_fn: Callable[[psycopg.AsyncConnection[Any]], Coroutine[Any, An
 
 
 @pytest.fixture(scope="module")
-def registry(database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Registry:
+def registry(
+    database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
     load_hostile_layer(database_url, tmp_path_factory.mktemp("hostile"))
     with psycopg.connect(database_url) as conn:
-        return Registry.load(conn)
+        yield Registry.load(conn)
+    drop_layer(database_url, HOSTILE_ID)
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +205,6 @@ def test_bbox_in_other_crs_selects_the_same_features(database_url: str, requests
 
 
 def test_output_crs_is_reprojected_in_the_database(database_url: str, requests: Layer) -> None:
-    import json
-
     plain = json.loads(page(database_url, requests, limit="1").features[0])
     lon, lat = plain["geometry"]["coordinates"]
     grid = json.loads(page(database_url, requests, limit="1", crs=EPSG_3776.uri).features[0])
@@ -227,8 +239,6 @@ def test_datetime_matches_intervals_that_meet_it(database_url: str, registry: Re
 
 
 def test_property_filters_and_sortby(database_url: str, requests: Layer) -> None:
-    import json
-
     result = page(database_url, requests, status="open", service_code="POTHOLE", sortby="-requested_at", limit="50")
     expected = db_count(database_url, "status = 'open' AND service_code = 'POTHOLE'")
     assert 0 < result.number_matched == expected
@@ -241,8 +251,6 @@ def test_property_filters_and_sortby(database_url: str, requests: Layer) -> None
 
 
 def test_near_radius_sorted_by_geodesic_distance(database_url: str, registry: Registry) -> None:
-    import json
-
     facilities = registry.resolve("facilities", ANONYMOUS)
     lon, lat, radius = -114.07, 51.05, 3000
     result = page(database_url, facilities, near=f"{lon},{lat}", radius=str(radius), limit="1000")
@@ -296,8 +304,6 @@ def test_a_streamed_page_equals_the_fetched_one(database_url: str, requests: Lay
 
 
 def test_hostile_names_work_everywhere(database_url: str, registry: Registry) -> None:
-    import json
-
     layer = registry.resolve(HOSTILE_ID, ANONYMOUS)
     assert set(layer.field_names) == set(HOSTILE_FIELDS)
     result = page(
