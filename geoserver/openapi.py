@@ -76,12 +76,17 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "radius", "Metres around near.",
         {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_RADIUS_M},
     ),
+    "properties": _query(
+        "properties", "Only these queryables in each feature (comma-separated).",
+        {"type": "array", "items": {"type": "string"}}, style="form", explode=False,
+    ),
+    "skipGeometry": _query("skipGeometry", "Leave the geometries out.", {"type": "boolean", "default": False}),
     "f": _query("f", "The response format.", {"type": "string", "enum": ["json", "html"]}),
     "lang": _query("lang", "The response language.", {"type": "string", "enum": ["en", "fr"]}),
 }  # fmt: skip
 ITEMS_PARAMETERS = [
     "collectionId", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
-    "sortby", "near", "radius", "f", "lang",
+    "sortby", "near", "radius", "properties", "skipGeometry", "f", "lang",
 ]  # fmt: skip
 
 

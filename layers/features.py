@@ -160,7 +160,13 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
         "SELECT {feature}, {matched} FROM (SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} "
         "LIMIT {limit} OFFSET {offset}) AS page ORDER BY {order}"
     ).format(
-        feature=feature_json(layer, output, digits=crs_mod.decimals(query.crs), extra=extra),
+        feature=feature_json(
+            layer,
+            None if query.skip_geometry else output,
+            digits=crs_mod.decimals(query.crs),
+            extra=extra,
+            names=query.select,
+        ),
         matched=sql.SQL("({})").format(count) if count_in_page else sql.SQL("NULL::bigint"),
         selected=sql.SQL(", ").join(selected),
         table=layer.table,

@@ -28,7 +28,7 @@ DISTANCE = "distance"
 # Parameters of the items endpoint; any other name must be a public field (a `property=value` filter).
 ITEMS_PARAMETERS = frozenset(
     {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
-     "sortby", "near", "radius"}
+     "sortby", "near", "radius", "properties", "skipGeometry"}
 )  # fmt: skip
 _INTEGER = re.compile(r"[+-]?\d{1,19}")
 
@@ -73,6 +73,8 @@ class ItemsQuery:
     sortby: tuple[SortKey, ...] = ()
     near: Near | None = None
     crs: crs_mod.Crs = crs_mod.CRS84
+    select: tuple[str, ...] | None = None  # `properties=`: a subset of the public fields
+    skip_geometry: bool = False
 
     @property
     def has_filters(self) -> bool:
@@ -133,7 +135,26 @@ def parse_items(layer: Layer, values: dict[str, str]) -> ItemsQuery:
         sortby=parse_sortby(layer, values.get("sortby"), near=near),
         near=near,
         crs=crs_mod.parse_crs(values.get("crs"), parameter="crs"),
+        select=parse_select(layer, values.get("properties")),
+        skip_geometry=parse_boolean(values.get("skipGeometry"), parameter="skipGeometry"),
     )
+
+
+def parse_select(layer: Layer, value: str | None) -> tuple[str, ...] | None:
+    """`properties=a,b`: only these public fields in each feature (an empty value: none)."""
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if len(set(names)) != len(names):
+        raise InvalidParameter("properties names a field twice", parameter="properties")
+    return tuple(layer.field(name, parameter="properties").name for name in names)
+
+
+def parse_boolean(value: str | None, *, parameter: str) -> bool:
+    """`true` or `false` (absent: false)."""
+    if value is None:
+        return False
+    return bool(typed_value("boolean", value, parameter=parameter))
 
 
 def parse_limit(value: str | None) -> int:

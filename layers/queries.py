@@ -75,13 +75,16 @@ def field_kind(item: Field) -> Kind:
     return kind_of(item.data_type)
 
 
-def properties_json(layer: Layer, extra: list[tuple[str, sql.Composable]] | None = None) -> sql.Composable:
+def properties_json(
+    layer: Layer, extra: list[tuple[str, sql.Composable]] | None = None, names: tuple[str, ...] | None = None
+) -> sql.Composable:
     """A JSON object (as text) of the public fields and `extra` computed values, keys in table order.
 
     Built by concatenation rather than json_build_object: the output is compact and there is no argument limit.
     Keys are JSON-encoded here from catalogue names and passed as quoted SQL literals.
     """
-    values = [(name, sql.Identifier(name)) for name in layer.field_names] + list(extra or [])
+    chosen = layer.field_names if names is None else [layer.field(name).name for name in names]
+    values = [(name, sql.Identifier(name)) for name in chosen] + list(extra or [])
     if not values:
         return sql.SQL("'{}'")
     parts: list[sql.Composable] = []
@@ -99,8 +102,9 @@ def feature_json(
     *,
     digits: int = 8,
     extra: list[tuple[str, sql.Composable]] | None = None,
+    names: tuple[str, ...] | None = None,
 ) -> sql.Composable:
-    """One feature as GeoJSON text, built in the database (geometry None: `"geometry": null`)."""
+    """One feature as GeoJSON text, built in the database (geometry None: `"geometry": null`; names: a subset)."""
     # Option 0: no "crs" member, which RFC 7946 removed (the CRS travels in the Content-Crs header).
     geojson = (
         sql.SQL("coalesce(ST_AsGeoJSON({}, {}, 0), 'null')").format(geometry, sql.Literal(digits))
@@ -110,7 +114,7 @@ def feature_json(
     return sql.SQL(
         """'{{"type":"Feature","id":' || to_json({id})::text || ',"geometry":' || {geojson} """
         """|| ',"properties":' || {props} || '}}'"""
-    ).format(id=sql.Identifier(layer.id_column), geojson=geojson, props=properties_json(layer, extra))
+    ).format(id=sql.Identifier(layer.id_column), geojson=geojson, props=properties_json(layer, extra, names))
 
 
 def features_query(layer: Layer, *, limit: int, offset: int = 0) -> tuple[sql.Composed, dict[str, int]]:

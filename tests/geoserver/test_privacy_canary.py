@@ -195,7 +195,7 @@ PRIVATE_IS_NULL = {"op": "isNull", "args": [{"property": "requester_contact"}]}
 @pytest.mark.parametrize(
     "query",
     [
-        "requester_contact=x", "sortby=requester_contact", "sortby=-requester_contact",
+        "requester_contact=x", "sortby=requester_contact", "sortby=-requester_contact", "properties=requester_contact",
         "filter=requester_contact%20LIKE%20'CANARY%25'", "filter=requester_contact%20IS%20NULL",
         "filter=S_INTERSECTS(requester_contact,BBOX(0,0,1,1))",
         "filter-lang=cql2-json&filter=" + quote(json.dumps(PRIVATE_IS_NULL)),

@@ -336,3 +336,14 @@ def test_one_feature_by_id(database_url: str, registry: Registry) -> None:
 
 def test_items_query_defaults_have_no_filters() -> None:
     assert not ItemsQuery().has_filters
+
+
+def test_property_selection_and_skip_geometry(database_url: str, requests: Layer) -> None:
+    chosen = json.loads(page(database_url, requests, properties="status,request_id", limit="1").features[0])
+    assert list(chosen["properties"]) == ["status", "request_id"] and chosen["geometry"]["type"] == "Point"
+    bare = json.loads(page(database_url, requests, skipGeometry="true", limit="1").features[0])
+    assert bare["geometry"] is None and len(bare["properties"]) == 5
+    for bad in ({"properties": "requester_contact"}, {"properties": "status,status"}, {"skipGeometry": "maybe"}):
+        with pytest.raises(InvalidParameter) as caught:
+            parse_items(requests, bad)
+        assert caught.value.parameter in bad
