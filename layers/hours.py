@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import lru_cache
@@ -88,18 +88,19 @@ def parse_cached(text: str) -> Schedule | None:
 def open_now(schedule: Schedule, at: datetime) -> bool:
     """True when `at` (timezone-aware) falls inside one of the schedule's opening periods."""
     _aware(at)
-    local_day = at.astimezone(schedule.tz).date()
+    first_day = at.astimezone(schedule.tz).date() - timedelta(days=2)
     # A period lasts at most a day and an hour, so periods that started two days back cannot reach `at`.
-    return any(start <= at < end for start, end in _periods(schedule, local_day - timedelta(days=2), 3))
+    return any(
+        start <= at < end for offset in range(3) for start, end in _day_periods(schedule, first_day + timedelta(offset))
+    )
 
 
 def status(schedule: Schedule, at: datetime) -> Status:
     """Open or closed at `at`, with the next closing time (when open) or the next opening time (when closed)."""
     _aware(at)
-    local_day = at.astimezone(schedule.tz).date()
-    merged = _merge(_periods(schedule, local_day - timedelta(days=2), HORIZON_DAYS + 3))
+    first_day = at.astimezone(schedule.tz).date() - timedelta(days=2)
     horizon = at + timedelta(days=HORIZON_DAYS)
-    for start, end in merged:
+    for start, end in _merged(schedule, first_day, HORIZON_DAYS + 3):
         if end <= at:
             continue
         if start <= at:
@@ -110,6 +111,7 @@ def status(schedule: Schedule, at: datetime) -> Status:
     return Status(open_now=False, opens_at=None, closes_at=None)
 
 
+@lru_cache(maxsize=65_536)
 def local_instant(day: date, minutes: int, tz: ZoneInfo) -> datetime:
     """The instant a local wall time (minutes after midnight of `day`, up to 24:00) happens, by the rules above."""
     naive = datetime.combine(day, time()) + timedelta(minutes=minutes)
@@ -131,32 +133,38 @@ def local_instant(day: date, minutes: int, tz: ZoneInfo) -> datetime:
     return high.replace(microsecond=0)
 
 
-def _periods(schedule: Schedule, first_day: date, days: int) -> list[tuple[datetime, datetime]]:
-    """Opening periods (UTC instants) of the ranges that start on `days` local dates from `first_day`, sorted."""
+@lru_cache(maxsize=65_536)
+def _day_periods(schedule: Schedule, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """Opening periods (UTC instants) of the ranges that start on local date `day`, sorted.
+
+    Cached: a server asks about the same few days of the same few schedules over and over."""
+    if day in schedule.closed:
+        return ()
     periods = []
+    for start_min, end_min in schedule.weekly[day.weekday()]:
+        end_day = day if end_min > start_min else day + timedelta(days=1)
+        start = local_instant(day, start_min, schedule.tz)
+        end = local_instant(end_day, end_min, schedule.tz)
+        if end > start:
+            periods.append((start, end))
+    return tuple(sorted(periods))
+
+
+def _merged(schedule: Schedule, first_day: date, days: int) -> Iterator[tuple[datetime, datetime]]:
+    """Opening periods from `first_day` on, touching or overlapping ones as one (a place open 00:00-24:00 every day
+    never 'closes' at midnight), lazily: a caller stops as soon as it knows."""
+    current: tuple[datetime, datetime] | None = None
     for offset in range(days):
-        day = first_day + timedelta(days=offset)
-        if day in schedule.closed:
-            continue
-        for start_min, end_min in schedule.weekly[day.weekday()]:
-            end_day = day if end_min > start_min else day + timedelta(days=1)
-            start = local_instant(day, start_min, schedule.tz)
-            end = local_instant(end_day, end_min, schedule.tz)
-            if end > start:
-                periods.append((start, end))
-    periods.sort()
-    return periods
-
-
-def _merge(periods: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    """Touching or overlapping periods as one: a place open 00:00-24:00 every day never 'closes' at midnight."""
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in periods:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+        # Every range of a day starts before the next day's (starts are before 24:00): the stream stays sorted.
+        for start, end in _day_periods(schedule, first_day + timedelta(days=offset)):
+            if current is not None and start <= current[1]:
+                current = (current[0], max(current[1], end))
+                continue
+            if current is not None:
+                yield current
+            current = (start, end)
+    if current is not None:
+        yield current
 
 
 def _local(instant: datetime, tz: ZoneInfo) -> datetime:

@@ -160,7 +160,8 @@ class NearbyService:
         }  # fmt: skip
         cur = await conn.execute(statement, params)
         rows = await cur.fetchall()
-        hits = sorted((_hit(row, layers, q.at) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
+        statuses: dict[str, hours.Status | None] = {}  # a page holds few distinct schedules: evaluate each once
+        hits = sorted((_hit(row, layers, q.at, statuses) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
         more = len(hits) > q.limit
         hits = hits[: q.limit]
         last = hits[-1] if hits else None
@@ -180,7 +181,7 @@ class NearbyService:
         if polygons:
             statement = self._cached(("here", *((p.id, p.version) for p in polygons)), lambda: here_sql(polygons))
             rows = await (await conn.execute(statement, {"lon": lon, "lat": lat})).fetchall()
-            boundaries = [Boundary(polygons[r[0]].id, r[1], r[2], orjson.loads(r[3])) for r in rows]
+            boundaries = [Boundary(polygons[r[0]].id, orjson.loads(r[1]), r[2], orjson.loads(r[3])) for r in rows]
             boundaries.sort(key=lambda b: (b.layer, str(b.id)))
         serving: dict[str, Hit] = {}
         for category in SERVICE_AREA_CATEGORIES:
@@ -312,15 +313,25 @@ def _rel(layer_id: str, after: CursorKey | None) -> Rel:
     return "lt" if layer_id < after.layer else "eq" if layer_id == after.layer else "gt"
 
 
-def _hit(row: tuple[Any, ...], layers: Sequence[Layer], at: datetime) -> Hit:
+def _hit(row: tuple[Any, ...], layers: Sequence[Layer], at: datetime, statuses: dict[str, Any]) -> Hit:
     branch, ident, distance_m, bearing, geometry, props, happening, has_hours, schedule_text = row
     status = None
     if schedule_text is not None:
-        schedule = hours.parse_cached(schedule_text)
-        status = hours.status(schedule, at) if schedule is not None else None
+        if schedule_text not in statuses:
+            schedule = hours.parse_cached(schedule_text)
+            statuses[schedule_text] = hours.status(schedule, at) if schedule is not None else None
+        status = statuses[schedule_text]
     bearing_deg = None if bearing is None or math.isnan(bearing) else round(bearing, 1)
     return Hit(
-        layers[branch].id, ident, distance_m, bearing_deg, geometry, orjson.loads(props), happening, status, has_hours
+        layers[branch].id,
+        orjson.loads(ident),
+        distance_m,
+        bearing_deg,
+        geometry,
+        orjson.loads(props),
+        happening,
+        status,
+        has_hours,
     )
 
 

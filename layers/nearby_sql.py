@@ -118,7 +118,8 @@ def layer_sql(branch: int, layer: Layer, knn: bool, cats: bool, open_now: bool, 
         "(WITH bound AS MATERIALIZED (SELECT max(ST_Distance(k.g::geography, {me_geog})) AS r FROM "
         "(SELECT {geom} AS g FROM {table} AS t WHERE {radius_box} AND {where} AND {after_t} "
         "ORDER BY {geom} <-> {me} LIMIT %(lim)s::int8) AS k) "
-        "SELECT {branch}, to_jsonb(s.k), s.m, degrees(ST_Azimuth({me_geog}, ST_ClosestPoint(s.g, {me})::geography)), "
+        "SELECT {branch}, to_jsonb(s.k)::text, s.m, "
+        "degrees(ST_Azimuth({me_geog}, ST_ClosestPoint(s.g, {me})::geography)), "
         "ST_AsGeoJSON(s.g), ({props})::text, s.h, {has_hours}, s.sched FROM ("
         "SELECT c.* FROM (SELECT {id} AS k, {geom} AS g, {distance} AS m, {happening} AS h, {schedule} AS sched"
         "{columns} FROM {table} AS t WHERE {geom} && {box} AND {where} OFFSET 0) AS c "
@@ -139,7 +140,7 @@ def search_sql(parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...]) -> str:
 def here_sql(layers: Sequence[Layer]) -> str:
     branches = [
         sql.SQL(
-            "(SELECT {branch}, to_jsonb({id}), ST_AsGeoJSON({geom}), ({props})::text FROM {table} AS t "
+            "(SELECT {branch}, to_jsonb({id})::text, ST_AsGeoJSON({geom}), ({props})::text FROM {table} AS t "
             "WHERE ST_Intersects({geom}, {me}) ORDER BY {id} LIMIT 100)"
         ).format(
             branch=sql.Literal(branch),

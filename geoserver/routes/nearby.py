@@ -52,7 +52,7 @@ Lat = Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="La
 def _only(*allowed: str) -> Any:
     """A dependency refusing unknown or repeated query parameters: a typo must not silently widen a search."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: a plain def would cost a thread hop per request
         for name in request.query_params:
             if name not in allowed:
                 raise InvalidParameter(f"unknown parameter {name[:40]!r}", parameter=name[:40])
@@ -62,7 +62,7 @@ def _only(*allowed: str) -> Any:
     return Depends(check)
 
 
-def _service(request: Request, state: StateDep) -> NearbyService:
+async def _service(request: Request, state: StateDep) -> NearbyService:
     """The app's NearbyService (its SQL cache and cursor key), made on first use: nothing at import time."""
     service: NearbyService | None = getattr(request.app.state, "nearby", None)
     if service is None:
