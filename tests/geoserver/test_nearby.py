@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from layers.ingest import load_file
 from layers.tokens import create_token
 from tests.conftest import DEMO_NOW
 from tests.layers.helpers import manifest, point, write_geojson
+from tests.layers.test_features import drop_layer
 
 DOWNTOWN: dict[str, Any] = {"lon": -114.07, "lat": 51.05}
 PRIVATE_FIELDS = ("staff_notes", "organizer_email", "requester_contact", "office_phone_internal", "assessed_value")
@@ -30,7 +32,7 @@ def get(client: TestClient, path: str = "/nearby", headers: dict[str, str] | Non
 
 
 @pytest.fixture(scope="module")
-def group_layer(client: TestClient, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def group_layer(client: TestClient, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A layer only the 'nearby-api-testers' group sees, once the running app has picked it up."""
     path = write_geojson(
         tmp_path_factory.mktemp("g") / "g.geojson", [({"name": "members only"}, point(-114.07, 51.05))]
@@ -43,7 +45,8 @@ def group_layer(client: TestClient, database_url: str, tmp_path_factory: pytest.
         if time.monotonic() > deadline:
             raise AssertionError("the app did not pick up the group layer")
         time.sleep(0.05)
-    return GROUP_LAYER
+    yield GROUP_LAYER
+    drop_layer(database_url, GROUP_LAYER)
 
 
 def test_nearby_is_geojson_sorted_by_distance_with_what_the_search_adds(client: TestClient) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from layers.errors import InvalidParameter
 from layers.ingest import load_file
 from layers.nearby import CursorKey, Here, NearbyQuery, NearbyService, Page, fingerprint, resolve_layers
 from tests.layers.helpers import manifest, point, write_geojson
+from tests.layers.test_features import drop_layer
 
 GEOD = Geod(ellps="WGS84")
 AT = datetime(2026, 7, 15, 18, 0, tzinfo=UTC)  # the demo City's "now" (DEMO_NOW)
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("demo_city")
 
 
 @pytest.fixture(scope="module")
-def ties_layer(database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> str:
+def ties_layer(database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Four features at one spot (distance ties) and three further off, with hostile field names and a private one."""
     spots = [TIES_AT] * 4 + [(TIES_AT[0] + 0.001 * k, TIES_AT[1]) for k in (1, 2, 3)]
     features: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
@@ -41,7 +43,9 @@ def ties_layer(database_url: str, demo_city: dict[str, str], tmp_path_factory: p
     load_file(database_url, manifest(TIES_LAYER, TIES_FIELDS), path)
     group = manifest("nearby group overlay", ["name"], visibility="group:nearby-testers")
     load_file(database_url, group, write_geojson(path.with_name("g.geojson"), [({"name": "g"}, point(*TIES_AT))]))
-    return TIES_LAYER
+    yield TIES_LAYER
+    drop_layer(database_url, TIES_LAYER)
+    drop_layer(database_url, "nearby group overlay")
 
 
 def run(database_url: str, work: Any) -> Any:
@@ -310,11 +314,15 @@ def test_the_same_statement_is_reused_until_the_layer_changes(database_url: str,
     for lon in (-114.1, -114.0, -113.9):
         search(database_url, ["facilities"], lon, 51.05, service=svc)
     assert len(svc._statements) == 1
-    path = write_geojson(tmp_path / "v.geojson", [({"name": "v1"}, point(-114.0, 51.0))])
-    load_file(database_url, manifest("nearby versioned", ["name"]), path)
-    assert search(database_url, ["nearby versioned"], -114.0, 51.0, service=svc).hits[0].properties == {"name": "v1"}
-    path = write_geojson(tmp_path / "v.geojson", [({"name": "v2", "n": 2}, point(-114.0, 51.0))])
-    load_file(database_url, manifest("nearby versioned", ["name", "n"]), path)
-    hit = search(database_url, ["nearby versioned"], -114.0, 51.0, service=svc).hits[0]
-    assert hit.properties == {"name": "v2", "n": 2}
-    assert len(svc._statements) == 3
+    try:
+        path = write_geojson(tmp_path / "v.geojson", [({"name": "v1"}, point(-114.0, 51.0))])
+        load_file(database_url, manifest("nearby versioned", ["name"]), path)
+        first = search(database_url, ["nearby versioned"], -114.0, 51.0, service=svc).hits[0]
+        assert first.properties == {"name": "v1"}
+        path = write_geojson(tmp_path / "v.geojson", [({"name": "v2", "n": 2}, point(-114.0, 51.0))])
+        load_file(database_url, manifest("nearby versioned", ["name", "n"]), path)
+        hit = search(database_url, ["nearby versioned"], -114.0, 51.0, service=svc).hits[0]
+        assert hit.properties == {"name": "v2", "n": 2}
+        assert len(svc._statements) == 3
+    finally:
+        drop_layer(database_url, "nearby versioned")
