@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
@@ -186,7 +187,8 @@ def layer_paths(layers: list[Layer]) -> dict[str, Any]:
                 schema["format"] = "date-time" if field_kind(item) == "datetime" else "date"
             props.append(_query(item.name, f"Only features whose {item.name} equals this value.", schema))
         params = [_ref(name) for name in ITEMS_PARAMETERS if name != "collectionId"]
-        paths[f"/collections/{layer.id}/items"] = {
+        # Percent-encoded: an id with braces or spaces must not read as a path template.
+        paths[f"/collections/{quote(layer.id, safe='')}/items"] = {
             "get": {
                 "summary": f"The features of {layer.title_in('en')}",
                 "operationId": f"getFeatures_{layer.id}",

@@ -109,6 +109,20 @@ def test_the_api_document_is_valid_openapi_30(app_client: TestClient, path: str)
     assert not any(GROUP_LAYER in p for p in doc["paths"])
 
 
+def test_layer_ids_never_read_as_path_templates(app_client: TestClient, database_url: str, tmp_path: Path) -> None:
+    odd = "{brace} layer"
+    path = write_geojson(tmp_path / "b.geojson", [({"v": 1}, point(-113.5, 53.5))])
+    load_file(database_url, manifest(odd, ["v"]), path)
+    state = app_client.app.state.geoserver  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and odd not in {x.id for x in state.registry.visible(STAFF)}:
+        time.sleep(0.05)
+    doc = app_client.get("/api").json()
+    drop_layer(database_url, odd)
+    validate(doc)
+    assert "/collections/%7Bbrace%7D%20layer/items" in doc["paths"]
+
+
 def test_docs_page_is_served(app_client: TestClient) -> None:
     assert app_client.get("/docs").status_code == 200
 
