@@ -388,6 +388,19 @@ def layers_show(layer_id: str) -> None:
     )
 
 
+@layers_app.command("remove")
+def layers_remove(layer_id: str) -> None:
+    """Take a layer out of the catalogue and drop its managed table (a table published in place is kept)."""
+    from layers.publish import unpublish
+
+    settings = Settings()
+    with _errors(), database(settings) as url:
+        removed = unpublish(url, layer_id)
+    if not removed:
+        _fail(f"no layer named {layer_id!r}")
+    console.print(f"Removed {layer_id!r}.")
+
+
 @cluster_app.command("start")
 def cluster_start() -> None:
     """Start the embedded cluster and leave it running; print its URL."""

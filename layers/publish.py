@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import queue
 from collections.abc import Callable
@@ -133,3 +134,40 @@ def catalogue_size(database_url: str) -> int:
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(CATALOG_SCHEMA, "layers"))
         ).fetchone()
         return int(row[0]) if row else 0
+
+
+def unpublish(database_url: str, layer_id: str, *, actor: str = "cli") -> bool:
+    """Take a layer out of the catalogue, drop its managed table (a table published in place is only detached).
+
+    Returns False when there was no such layer. Running servers drop the layer and its tiles on the notice.
+    """
+    from layers.models import CHANGE_CHANNEL, LAYER_SCHEMA
+
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        row = conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id = %s RETURNING source_kind, table_schema, table_name").format(
+                sql.Identifier(CATALOG_SCHEMA, "layers")
+            ),
+            [layer_id],
+        ).fetchone()
+        if row is None:
+            return False
+        kind, schema, table = row
+        target = sql.Identifier(schema, table)
+        if kind == "managed" and schema == LAYER_SCHEMA:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        else:
+            for event in ("insert", "update", "delete", "truncate"):
+                conn.execute(
+                    sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                        sql.Identifier(f"geoserver_announce_{event}"), target
+                    )
+                )
+        conn.execute(
+            sql.SQL("INSERT INTO {} (actor, action, layer_id, detail) VALUES (%s, 'remove', %s, '{{}}')").format(
+                sql.Identifier(CATALOG_SCHEMA, "audit_log")
+            ),
+            [actor, layer_id],
+        )
+        conn.execute("SELECT pg_notify(%s, %s)", [CHANGE_CHANNEL, json.dumps({"layer": layer_id, "kind": "remove"})])
+    return True

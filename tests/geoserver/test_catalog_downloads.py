@@ -24,8 +24,7 @@ from fastapi.testclient import TestClient
 
 from layers.ingest import publish_table
 from tests.conftest import die_with_parent
-from tests.layers.helpers import manifest
-from tests.layers.test_features import drop_layer
+from tests.layers.helpers import drop_layer, manifest
 
 REQUEST_FIELDS = ["request_id", "service_code", "status", "requested_at", "closed_at"]
 BIG_LAYER = "a million points"

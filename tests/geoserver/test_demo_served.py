@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from layers.catalog import ANONYMOUS
 from layers.ingest import load_file
-from tests.layers.helpers import manifest, point, write_geojson
+from tests.layers.helpers import drop_layer, manifest, point, write_geojson
 
 
 def test_the_app_holds_every_demo_layer_with_its_category(client: TestClient, demo_city: dict[str, str]) -> None:
@@ -19,13 +20,21 @@ def test_the_app_holds_every_demo_layer_with_its_category(client: TestClient, de
     assert all(registry.resolve(k, ANONYMOUS).is_demo for k in demo_city)
 
 
-def test_a_load_is_picked_up_by_the_running_app(client: TestClient, database_url: str, tmp_path: Path) -> None:
+def test_a_load_and_a_removal_are_picked_up_by_the_running_app(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
     state = client.app.state.geoserver  # type: ignore[attr-defined]
     path = write_geojson(tmp_path / "new.geojson", [({"name": "fresh"}, point(-114.0, 51.0))])
     load_file(database_url, manifest("loaded while serving", ["name"]), path)
+    try:
+        _wait_for(lambda: "loaded while serving" in {layer.id for layer in state.registry.visible(ANONYMOUS)})
+    finally:
+        drop_layer(database_url, "loaded while serving")
+    _wait_for(lambda: "loaded while serving" not in {layer.id for layer in state.registry.visible(ANONYMOUS)})
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if "loaded while serving" in {layer.id for layer in state.registry.visible(ANONYMOUS)}:
-            return
+    while not condition():
+        assert time.monotonic() < deadline, "the running app did not pick up the change"
         time.sleep(0.05)
-    raise AssertionError("the running app did not pick up the new layer")

@@ -21,8 +21,7 @@ from layers.catalog import Principal
 from layers.ingest import load_file
 from layers.parameters import MAX_LIMIT
 from layers.tokens import create_token
-from tests.layers.helpers import manifest, point, write_geojson
-from tests.layers.test_features import drop_layer
+from tests.layers.helpers import drop_layer, manifest, point, write_geojson
 
 GROUP_LAYER = "friends' garden plots"
 GROUP = "friends"

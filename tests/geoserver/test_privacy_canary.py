@@ -25,7 +25,7 @@ from psycopg import sql
 from layers.catalog import ANONYMOUS, Layer, Registry
 from layers.ingest import publish_table
 from layers.manifest import load_city_manifests
-from tests.layers.test_features import drop_layer
+from tests.layers.helpers import drop_layer
 
 CANARY_TEXT = "CANARY-7e3f91"
 CANARY_NUMBER = 770077007  # digits that appear in no demo value

@@ -160,6 +160,8 @@ def test_cli_commands_start_and_stop_the_cluster_they_need(server: Server) -> No
     assert server.cli("cluster", "status").returncode == 3  # started for the command, stopped after it
     shown = server.cli("layers", "show", "no-such-layer")
     assert shown.returncode == 1 and "no layer named 'no-such-layer'" in shown.stderr
+    removed = server.cli("layers", "remove", "no-such-layer")
+    assert removed.returncode == 1 and "no layer named 'no-such-layer'" in removed.stderr
     assert "Traceback" not in shown.stderr
 
 

@@ -38,3 +38,16 @@ def write_geojson(path: Path, features: list[tuple[dict[str, Any], dict[str, Any
 def point(lon: float, lat: float) -> dict[str, Any]:
     """A GeoJSON point."""
     return {"type": "Point", "coordinates": [lon, lat]}
+
+
+def drop_layer(database_url: str, layer_id: str, table: str | None = None) -> None:
+    """Take a test layer out of the catalogue, telling running apps; drop `table` too if it was published in place."""
+    import psycopg
+    from psycopg import sql
+
+    from layers.publish import unpublish
+
+    unpublish(database_url, layer_id, actor="tests")
+    if table is not None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(*table.split(".", 1))))

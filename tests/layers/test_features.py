@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from psycopg import sql
 from pyproj import Transformer
 
 from layers import features
@@ -20,7 +19,7 @@ from layers.crs import CRS84, EPSG_3776, EPSG_3857, EPSG_4326, parse_crs
 from layers.errors import InvalidParameter
 from layers.ingest import load_file
 from layers.parameters import MAX_LIMIT, ItemsQuery, parse_datetime, parse_items
-from tests.layers.helpers import manifest, point, write_geojson
+from tests.layers.helpers import drop_layer, manifest, point, write_geojson
 
 T = TypeVar("T")
 HOSTILE_ID = 'odd "layer" o\'k'
@@ -53,15 +52,6 @@ def load_hostile_layer(database_url: str, folder: Path) -> str:
         path,
     )
     return HOSTILE_ID
-
-
-def drop_layer(database_url: str, layer_id: str, table: str | None = None) -> None:
-    """Take a test layer out of the catalogue and drop its table (by default its managed one), telling running apps."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("DELETE FROM geoserver.layers WHERE id = %s", [layer_id])
-        target = sql.Identifier(*table.split(".", 1)) if table else sql.Identifier("layer_data", layer_id)
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
-        conn.execute("SELECT pg_notify('geoserver_layer_changed', %s)", [json.dumps({"layer": layer_id})])
 
 
 def run(coroutine_fn: Callable[[psycopg.AsyncConnection[Any]], Coroutine[Any, Any, T]], url: str) -> T:

@@ -66,7 +66,7 @@ def test_reload_replaces_the_layer_and_bumps_the_version(
     assert result.version == 2
     assert sorted(r[2]["name"] for r in _rows(conn, "reloaded")) == ["new", "new2"]
     leftovers = conn.execute(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load_%'"
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load\\_%'"
     )
     assert leftovers.fetchone() == (0,)
 
@@ -89,7 +89,7 @@ def test_failure_half_way_leaves_the_previous_version_intact(
     assert [r[2]["name"] for r in _rows(conn, "kept")] == ["v1"]
     assert Registry.load(conn).resolve("kept", ANONYMOUS).version == 1
     leftovers = conn.execute(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load_%'"
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load\\_%'"
     )
     assert leftovers.fetchone() == (0,)
 
@@ -276,6 +276,6 @@ def test_a_load_killed_half_way_leaves_the_previous_version_intact(
     assert [r[2]["name"] for r in _rows(conn, "killed")] == ["v1"]
     assert Registry.load(conn).resolve("killed", ANONYMOUS).version == 1
     leftovers = conn.execute(
-        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load_%'"
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load\\_%'"
     )
     assert leftovers.fetchone() == (0,)
