@@ -18,8 +18,7 @@ from layers.catalog import Principal
 from layers.ingest import load_file
 from layers.tokens import create_token
 from tests.conftest import DEMO_NOW
-from tests.layers.helpers import manifest, point, write_geojson
-from tests.layers.test_features import drop_layer
+from tests.layers.helpers import drop_layer, manifest, point, write_geojson
 
 DOWNTOWN: dict[str, Any] = {"lon": -114.07, "lat": 51.05}
 PRIVATE_FIELDS = ("staff_notes", "organizer_email", "requester_contact", "office_phone_internal", "assessed_value")

@@ -20,8 +20,7 @@ from layers.catalog import ANONYMOUS, Principal, Registry
 from layers.errors import InvalidParameter
 from layers.ingest import load_file
 from layers.nearby import CursorKey, Here, NearbyQuery, NearbyService, Page, fingerprint, resolve_layers
-from tests.layers.helpers import manifest, point, write_geojson
-from tests.layers.test_features import drop_layer
+from tests.layers.helpers import drop_layer, manifest, point, write_geojson
 
 GEOD = Geod(ellps="WGS84")
 AT = datetime(2026, 7, 15, 18, 0, tzinfo=UTC)  # the demo City's "now" (DEMO_NOW)
