@@ -83,6 +83,9 @@ class AppState:
         bbox = change.get("bbox")
         if change.get("kind") == "edit" and isinstance(layer, str) and _is_bbox(bbox):
             dropped = self.tile_cache.invalidate_extent(layer, tuple(bbox))  # type: ignore[arg-type]
+            delta = change.get("count_delta")
+            if isinstance(delta, int):
+                self.registry.count_changed(layer, delta)
             log.debug("edit in %s: %d cached tiles dropped", layer, dropped)
             return
         if isinstance(layer, str):

@@ -7,7 +7,7 @@ filter on, or describe them. A layer the caller may not see resolves exactly lik
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -140,6 +140,12 @@ class Registry:
         if layer is None or not principal.can_see(layer):
             raise LayerNotFound(layer_id)
         return layer
+
+    def count_changed(self, layer_id: str, delta: int) -> None:
+        """Follow an edit's change in a layer's feature count without reloading the catalogue."""
+        layer = self._layers.get(layer_id)
+        if layer is not None and delta:
+            self._layers[layer_id] = replace(layer, feature_count=max(0, layer.feature_count + delta))
 
     def all_layers(self) -> list[Layer]:
         """Every layer whatever its visibility: for building per-layer machinery, never for answering a caller."""

@@ -18,6 +18,7 @@ from psycopg import AsyncConnection, sql
 from layers import cql
 from layers import crs as crs_mod
 from layers.catalog import Layer
+from layers.models import CATALOG_SCHEMA
 from layers.parameters import DISTANCE, ItemsQuery
 from layers.queries import SQL_CASTS, Binder, feature_json, field_kind, kind_of
 
@@ -192,10 +193,22 @@ class Page:
     number_matched: int
 
 
+CATALOGUE_COUNT = sql.SQL("SELECT feature_count FROM {} WHERE id = %s").format(
+    sql.Identifier(CATALOG_SCHEMA, "layers")
+)
+
+
+async def catalogue_count(conn: AsyncConnection[Any], layer: Layer) -> int:
+    """The layer's feature count as the catalogue keeps it: exact, since loads and edit triggers maintain it."""
+    cur = await conn.execute(CATALOGUE_COUNT, [layer.id])
+    row = await cur.fetchone()
+    return int(row[0]) if row else layer.feature_count
+
+
 async def count(conn: AsyncConnection[Any], statements: ItemsSql, layer: Layer) -> int:
     """The exact number of features the request matches."""
     if not statements.needs_count:
-        return layer.feature_count
+        return await catalogue_count(conn, layer)
     cur = await conn.execute(statements.count, statements.params)
     row = await cur.fetchone()
     return int(row[0]) if row else 0
@@ -209,7 +222,7 @@ async def fetch_page(
     cur = await conn.execute(statements.page, statements.params)
     rows = await cur.fetchall()
     if not statements.needs_count:
-        matched = layer.feature_count
+        matched = await catalogue_count(conn, layer)
     elif rows:
         matched = int(rows[0][1])
     else:  # no row carried the count: zero, unless the page starts past the end

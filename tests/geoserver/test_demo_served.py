@@ -38,3 +38,24 @@ def _wait_for(condition: Callable[[], bool]) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the running app did not pick up the change"
         time.sleep(0.05)
+
+
+def test_direct_edits_keep_the_served_feature_count_exact(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    import psycopg
+
+    path = write_geojson(tmp_path / "c.geojson", [({"name": "one"}, point(-114.0, 51.0))])
+    load_file(database_url, manifest("counted while serving", ["name"]), path)
+    state = client.app.state.geoserver  # type: ignore[attr-defined]
+    try:
+        _wait_for(lambda: "counted while serving" in {layer.id for layer in state.registry.visible(ANONYMOUS)})
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(
+                'INSERT INTO layer_data."counted while serving" (fid, name, geom) '
+                "VALUES (2, 'two', ST_SetSRID(ST_MakePoint(-114.0, 51.0), 4326))"
+            )
+        _wait_for(lambda: state.registry.resolve("counted while serving", ANONYMOUS).feature_count == 2)
+        assert client.get("/collections/counted%20while%20serving/items").json()["numberMatched"] == 2
+    finally:
+        drop_layer(database_url, "counted while serving")

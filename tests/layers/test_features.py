@@ -337,3 +337,22 @@ def test_property_selection_and_skip_geometry(database_url: str, requests: Layer
         with pytest.raises(InvalidParameter) as caught:
             parse_items(requests, bad)
         assert caught.value.parameter in bad
+
+
+def test_number_matched_follows_direct_edits(database_url: str, tmp_path: Path) -> None:
+    """Rows inserted or deleted behind the server's back still give an exact numberMatched."""
+    m = manifest("edited counts", ["name"])
+    load_file(database_url, m, write_geojson(tmp_path / "e.geojson", [({"name": "a"}, point(-114.0, 51.0))]))
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            layer = Registry.load(conn).resolve("edited counts", ANONYMOUS)
+            conn.execute(
+                'INSERT INTO layer_data."edited counts" (fid, name, geom) '
+                "SELECT g, 'b', ST_SetSRID(ST_MakePoint(-114.0, 51.0), 4326) FROM generate_series(2, 6) AS g"
+            )
+            conn.execute('DELETE FROM layer_data."edited counts" WHERE fid = 2')
+        query = parse_items(layer, {})
+        page = run(lambda c: features.fetch_page(c, layer, query), database_url)
+        assert page.number_matched == 5 == layer.feature_count + 4
+    finally:
+        drop_layer(database_url, "edited counts")
