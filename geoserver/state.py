@@ -125,7 +125,8 @@ def make_pool(settings: Settings, database_url: str) -> AsyncConnectionPool:
             "autocommit": True,
             "application_name": "geoserver",
             "connect_timeout": max(1, int(settings.connect_timeout_s)),
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            # UTC: timestamps in JSON answers never depend on where the database runs.
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
         },
     )
 

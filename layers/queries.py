@@ -42,6 +42,22 @@ class _Slot(sql.Composable):
 _SLOT = re.compile(rb"\x00(\d+)\x00")
 
 
+class NamedSlot(sql.Composable):
+    """A named placeholder that survives `%` in names and literals: render with `render_named`."""
+
+    def as_bytes(self, context: Any = None) -> bytes:
+        return b"\x00" + str(self._obj).encode() + b"\x00"
+
+
+_NAMED_SLOT = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]*)\x00")
+
+
+def render_named(statement: sql.Composable, context: Any = None) -> bytes:
+    """A statement with NamedSlots as bytes for `execute(statement, {name: value})`, every other `%` escaped."""
+    text = statement.as_bytes(context).replace(b"%", b"%%")
+    return _NAMED_SLOT.sub(lambda m: b"%(" + m.group(1) + b")s", text)
+
+
 class Binder:
     """Collects bound values and renders statements that use them.
 
@@ -117,15 +133,17 @@ def feature_json(
     ).format(id=sql.Identifier(layer.id_column), geojson=geojson, props=properties_json(layer, extra, names))
 
 
-def features_query(layer: Layer, *, limit: int, offset: int = 0) -> tuple[sql.Composed, dict[str, int]]:
-    """Public fields, id and GeoJSON geometry of a page of features, in id order."""
+def features_query(layer: Layer, *, limit: int, offset: int = 0) -> tuple[bytes, dict[str, int]]:
+    """Public fields, id and GeoJSON geometry of a page of features, in id order (for tools and tests)."""
     query = sql.SQL(
         "SELECT {id} AS id, ST_AsGeoJSON({geom})::json AS geometry, {props}::json AS properties "
-        "FROM {table} ORDER BY {id} LIMIT %(limit)s OFFSET %(offset)s"
+        "FROM {table} ORDER BY {id} LIMIT {limit} OFFSET {offset}"
     ).format(
         id=sql.Identifier(layer.id_column),
         geom=sql.Identifier(layer.geometry_column),
         props=properties_json(layer),
         table=layer.table,
+        limit=NamedSlot("limit"),
+        offset=NamedSlot("offset"),
     )
-    return query, {"limit": limit, "offset": offset}
+    return render_named(query), {"limit": limit, "offset": offset}

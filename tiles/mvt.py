@@ -15,6 +15,7 @@ from typing import Any
 from psycopg import sql
 
 from layers.catalog import Layer
+from layers.queries import NamedSlot
 from tiles.grids import TileXYZ, bounds
 
 EXTENT = 4096  # MVT tile extent, in tile units
@@ -30,8 +31,10 @@ CLUSTER_COUNT = "point_count"
 NATIVE_TYPES = {"boolean", "smallint", "integer", "bigint", "real", "double precision", "text", "character varying"}
 INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
-ENVELOPE = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 3857)")
-BUFFERED = sql.SQL("ST_MakeEnvelope(%(bxmin)s, %(bymin)s, %(bxmax)s, %(bymax)s, 3857)")
+ENVELOPE = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*map(NamedSlot, ("xmin", "ymin", "xmax", "ymax")))
+BUFFERED = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(
+    *map(NamedSlot, ("bxmin", "bymin", "bxmax", "bymax"))
+)
 
 
 def _attribute(name: str, data_type: str) -> sql.Composable:
@@ -79,8 +82,8 @@ def features_query(layer: Layer) -> sql.Composed:
     if "Point" not in layer.geometry_type:
         # A geometry's box is stored with it: this test reads no vertices.
         size_test = sql.SQL(
-            " AND (ST_XMax({g}) - ST_XMin({g}) >= %(min_size)s OR ST_YMax({g}) - ST_YMin({g}) >= %(min_size)s)"
-        ).format(g=geom)
+            " AND (ST_XMax({g}) - ST_XMin({g}) >= {size} OR ST_YMax({g}) - ST_YMin({g}) >= {size})"
+        ).format(g=geom, size=NamedSlot("min_size"))
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {id_name}) FROM ("
         "SELECT {attributes}ST_AsMVTGeom({geom}, {envelope}, {extent}, {buffer}, true) AS geom "
@@ -108,8 +111,8 @@ def clusters_query(layer: Layer) -> sql.Composed:
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM ("
         "SELECT ST_MakePoint((cx + 0.5) * {cell}, (cy + 0.5) * {cell}) AS geom, count(*)::int AS {count} FROM ("
-        "SELECT floor((ST_X({geom}) - %(xmin)s) / %(cell_m)s)::int AS cx, "
-        "floor((%(ymax)s - ST_Y({geom})) / %(cell_m)s)::int AS cy "
+        "SELECT floor((ST_X({geom}) - {xmin}) / {cell_m})::int AS cx, "
+        "floor(({ymax} - ST_Y({geom})) / {cell_m})::int AS cy "
         "FROM {table} WHERE {index_test}"
         # A point on the right or bottom edge belongs to the next tile: each point is counted exactly once.
         ") AS p WHERE cx BETWEEN 0 AND {last} AND cy BETWEEN 0 AND {last} GROUP BY cx, cy"
@@ -123,6 +126,9 @@ def clusters_query(layer: Layer) -> sql.Composed:
         table=layer.table,
         index_test=index_test,
         last=sql.Literal(cells - 1),
+        xmin=NamedSlot("xmin"),
+        ymax=NamedSlot("ymax"),
+        cell_m=NamedSlot("cell_m"),
     )
 
 

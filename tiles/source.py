@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from psycopg import AsyncConnection
 
 from layers.catalog import Layer
+from layers.queries import render_named
 from tiles.grids import TileXYZ
 from tiles.mvt import CLUSTER_COUNT, clustered_zooms, clusters_query, features_query, tile_params
 
@@ -73,7 +74,7 @@ class LayerTileSource:
             composed = self._clusters if clustered else self._features
             assert composed is not None
             # Rendered to bytes once: the same text each time lets psycopg keep it prepared per connection.
-            text = self._text[clustered] = composed.as_bytes(conn)
+            text = self._text[clustered] = render_named(composed, conn)
         return text
 
     async def build(self, conn: AsyncConnection[Any], tile: TileXYZ) -> bytes:
