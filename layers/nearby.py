@@ -30,7 +30,7 @@ from psycopg import AsyncConnection
 from layers import hours
 from layers.catalog import Layer, Principal, Registry
 from layers.errors import InvalidParameter, NotFound
-from layers.nearby_sql import EVENTS_CATEGORY, Rel, distinct_sql, here_sql, public_field, search_sql
+from layers.nearby_sql import Rel, distinct_sql, here_sql, public_field, search_sql
 
 MAX_RADIUS_M = 50_000.0
 MAX_LIMIT = 100
@@ -41,6 +41,7 @@ BOUNDARIES_CATEGORY = "boundaries"
 # Facility categories with a service area: the facility that serves a point is the nearest one of the category by
 # geodesic distance, i.e. the point's Voronoi cell (no drawn catchment boundaries exist in the catalogue).
 SERVICE_AREA_CATEGORIES = ("fire_station", "library", "recreation_centre")
+FACILITIES_CATEGORY = "facilities"  # the catalogue category of the layers that serve areas
 SERVICE_AREA_RULE = "nearest facility of the category by geodesic distance (Voronoi-style service area)"
 
 
@@ -187,7 +188,7 @@ class NearbyService:
         for category in SERVICE_AREA_CATEGORIES:
             candidates = []
             for layer in layers:
-                if public_field(layer, layer.category_field) is None or layer.category == EVENTS_CATEGORY:
+                if public_field(layer, layer.category_field) is None or layer.category != FACILITIES_CATEGORY:
                     continue
                 known = (await self._facts_of(conn, layer)).categories
                 if known is not None and category in known:
