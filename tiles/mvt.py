@@ -68,8 +68,8 @@ def _geometry_3857(layer: Layer, envelope: sql.Composable) -> tuple[sql.Composab
     )
 
 
-def features_query(layer: Layer) -> sql.Composed:
-    """ST_AsMVT over the layer's features in one tile; binds the envelope, its buffer and the size floor."""
+def features_query(layer: Layer, *, size_floor: bool = True) -> sql.Composed:
+    """ST_AsMVT over the layer's features in one tile; binds the envelope, its buffer and (if any) the size floor."""
     geom, index_test = _geometry_3857(layer, BUFFERED)
     attributes = [_attribute(f.name, f.data_type) for f in layer.fields]
     id_name: sql.Composable = sql.SQL("NULL")
@@ -79,7 +79,7 @@ def features_query(layer: Layer) -> sql.Composed:
         attributes.append(sql.SQL("{} AS {}").format(sql.Identifier(layer.id_column), sql.Identifier(alias)))
         id_name = sql.Literal(alias)
     size_test: sql.Composable = sql.SQL("")
-    if "Point" not in layer.geometry_type:
+    if size_floor and "Point" not in layer.geometry_type:
         # A geometry's box is stored with it: this test reads no vertices.
         size_test = sql.SQL(
             " AND (ST_XMax({g}) - ST_XMin({g}) >= {size} OR ST_YMax({g}) - ST_YMin({g}) >= {size})"

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection, sql
 
 from layers.catalog import Layer
 from layers.queries import render_named
 from tiles.grids import TileXYZ
-from tiles.mvt import CLUSTER_COUNT, clustered_zooms, clusters_query, features_query, tile_params
+from tiles.mvt import CLUSTER_COUNT, DETAIL_ZOOM, clustered_zooms, clusters_query, features_query, tile_params
 
 # How a field's type reads in TileJSON's vector_layers.fields.
 FIELD_KINDS = {
@@ -51,9 +51,15 @@ class LayerTileSource:
         self.min_zoom = layer.min_zoom
         self.max_zoom = layer.max_zoom
         self.cluster_zooms = clustered_zooms(layer)
-        self._features = features_query(layer)
-        self._clusters = clusters_query(layer) if layer.geometry_type == "Point" else None
-        self._text: dict[bool, bytes] = {}
+        # Three plans, each composed once: clusters for dense points at low zoom, features with a size floor
+        # below DETAIL_ZOOM, and every feature from DETAIL_ZOOM on (no per-row size test to pay for).
+        self._plans: dict[str, sql.Composed] = {
+            "features": features_query(layer),
+            "detail": features_query(layer, size_floor=False),
+        }
+        if layer.geometry_type == "Point":
+            self._plans["clusters"] = clusters_query(layer)
+        self._text: dict[str, bytes] = {}
 
     def vector_layer(self) -> dict[str, Any]:
         """This layer's TileJSON `vector_layers` entry: public fields only."""
@@ -68,21 +74,26 @@ class LayerTileSource:
             "fields": fields,
         }
 
-    def _query(self, conn: AsyncConnection[Any], clustered: bool) -> bytes:
-        text = self._text.get(clustered)
+    def plan_for(self, z: int) -> str:
+        """Which query shape serves zoom z."""
+        if z in self.cluster_zooms:
+            return "clusters"
+        return "features" if z < DETAIL_ZOOM else "detail"
+
+    def sql_for(self, conn: AsyncConnection[Any] | Connection[Any], z: int) -> bytes:
+        """The exact statement this source runs at zoom z (also used by the benchmark's pgbench scripts)."""
+        plan = self.plan_for(z)
+        text = self._text.get(plan)
         if text is None:
-            composed = self._clusters if clustered else self._features
-            assert composed is not None
             # Rendered to bytes once: the same text each time lets psycopg keep it prepared per connection.
-            text = self._text[clustered] = render_named(composed, conn)
+            text = self._text[plan] = render_named(self._plans[plan], conn)
         return text
 
     async def build(self, conn: AsyncConnection[Any], tile: TileXYZ) -> bytes:
         """The layer's MVT for one tile; empty outside the layer's zoom range."""
         if not self.min_zoom <= tile.z <= self.max_zoom:
             return b""
-        clustered = tile.z in self.cluster_zooms
-        cur = await conn.execute(self._query(conn, clustered), tile_params(tile), prepare=True, binary=True)
+        cur = await conn.execute(self.sql_for(conn, tile.z), tile_params(tile), prepare=True, binary=True)
         row = await cur.fetchone()
         return bytes(row[0]) if row and row[0] else b""
 
