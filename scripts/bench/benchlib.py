@@ -220,29 +220,30 @@ def pgbench(cluster: Any, scripts: list[tuple[Path, int]], seconds: int, clients
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     """The measured table, as Markdown, with the ratios the goals are stated in."""
-    columns = ["workload", "raw PostGIS (pgbench, 4 clients)", "TiPg", "ours cold", "ours warm"]
-    columns += ["cold / TiPg", "cold / raw", "warm / TiPg"]
+    columns = ["workload", "raw PostGIS (pgbench, 4 clients)", "TiPg", "ours cold", "ours warm", "warm, 2 workers"]
+    columns += ["cold / TiPg", "cold / raw", "warm / TiPg", "warm 2w / TiPg"]
     print("\n| " + " | ".join(columns) + " |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("|" + " --- |" * len(columns))
     for row in rows:
-        raw, tipg, cold, warm = (row.get(k) for k in ("raw", "tipg", "cold", "warm"))
-
-        def cell(m: dict[str, float] | None, latency: bool = True) -> str:
-            if m is None:
-                return "—"
-            text = f"{m['rps']:,.0f}/s"
-            if latency and m["p99"] == m["p99"]:
-                text += f" (p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms)"
-            elif latency:
-                text += f" (mean {m['p50']:.1f} ms)"
-            if m.get("errors"):
-                text += f" [{m['errors']:.0f} errors]"
-            return text
-
-        def ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
-            return f"{a['rps'] / b['rps']:.2f}x" if a and b and b["rps"] else "—"
-
+        raw, tipg, cold, warm, warm2 = (row.get(k) for k in ("raw", "tipg", "cold", "warm", "warm2"))
         print(
-            f"| {row['workload']} | {cell(raw)} | {cell(tipg)} | {cell(cold)} | {cell(warm)} | "
-            f"{ratio(cold, tipg)} | {ratio(cold, raw)} | {ratio(warm, tipg)} |"
+            f"| {row['workload']} | {_cell(raw)} | {_cell(tipg)} | {_cell(cold)} | {_cell(warm)} | {_cell(warm2)} | "
+            f"{_ratio(cold, tipg)} | {_ratio(cold, raw)} | {_ratio(warm, tipg)} | {_ratio(warm2, tipg)} |"
         )
+
+
+def _cell(m: dict[str, float] | None) -> str:
+    if m is None:
+        return "—"
+    text = f"{m['rps']:,.0f}/s"
+    if m["p99"] == m["p99"]:  # not NaN: a latency distribution was measured
+        text += f" (p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms)"
+    else:
+        text += f" (mean {m['p50']:.1f} ms)"
+    if m.get("errors"):
+        text += f" [{m['errors']:.0f} errors]"
+    return text
+
+
+def _ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
+    return f"{a['rps'] / b['rps']:.2f}x" if a and b and b["rps"] else "—"
