@@ -18,7 +18,8 @@ from layers.manifest import LayerManifest, city_manifest_dir
 from layers.models import CATALOG_SCHEMA
 
 if TYPE_CHECKING:  # the ingest stack (GDAL, geopandas) is imported only where a load actually runs
-    from layers.ingest import LoadResult, Progress
+    from layers.ingest import Progress
+    from layers.register import LoadResult
 
 
 def publish(
@@ -32,7 +33,8 @@ def publish(
     progress: Progress | None = None,
 ) -> LoadResult:
     """Load or publish one layer described by `manifest` (its file, `file` if given, or its table)."""
-    from layers.ingest import load_file, publish_table, resolve_source
+    from layers.ingest import load_file, resolve_source
+    from layers.register import publish_table
 
     if manifest.source.table is not None and file is None:
         return publish_table(database_url, manifest)

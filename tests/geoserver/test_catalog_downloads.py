@@ -22,7 +22,7 @@ import pyogrio
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.ingest import publish_table
+from layers.register import publish_table
 from tests.conftest import die_with_parent
 from tests.layers.helpers import drop_layer, manifest
 

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from psycopg import sql
 
 from layers.catalog import ANONYMOUS, Layer, Registry
-from layers.ingest import publish_table
 from layers.manifest import load_city_manifests
+from layers.register import publish_table
 from tests.layers.helpers import drop_layer
 
 CANARY_TEXT = "CANARY-7e3f91"

@@ -81,7 +81,7 @@ def test_failure_half_way_leaves_the_previous_version_intact(
         # The rows are copied and indexed by now: the failure strikes between staging and swap.
         raise IngestError("injected failure after COPY")
 
-    monkeypatch.setattr(ingest, "_publish", fail_at_publish)
+    monkeypatch.setattr(ingest, "publish_rows", fail_at_publish)
     v2 = write_geojson(tmp_path / "v2.geojson", [({"name": f"v2-{i}"}, point(*CALGARY)) for i in range(50)])
     with pytest.raises(IngestError, match="injected"):
         load_file(database_url, m, v2)
@@ -213,7 +213,7 @@ def test_hostile_names_in_a_published_table_resolve(database_url: str, conn: psy
         'INSERT INTO "City Data"."Odd ""Table"" Name" VALUES (1, \'Bow River\', \'CANARY-TABLE\', '
         "ST_SetSRID(ST_MakePoint(-114.07, 51.05), 4326))"
     )
-    from layers.ingest import publish_table
+    from layers.register import publish_table
 
     m = manifest("published odd", ["Full Name"], id_field="gid", source={"table": 'City Data.Odd "Table" Name'})
     publish_table(database_url, m)
