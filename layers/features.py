@@ -193,9 +193,7 @@ class Page:
     number_matched: int
 
 
-CATALOGUE_COUNT = sql.SQL("SELECT feature_count FROM {} WHERE id = %s").format(
-    sql.Identifier(CATALOG_SCHEMA, "layers")
-)
+CATALOGUE_COUNT = sql.SQL("SELECT feature_count FROM {} WHERE id = %s").format(sql.Identifier(CATALOG_SCHEMA, "layers"))
 
 
 async def catalogue_count(conn: AsyncConnection[Any], layer: Layer) -> int:
