@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from geoserver.negotiation import weighted
 from layers.errors import InvalidParameter
 
 LANGUAGES = ("en", "fr")
@@ -109,17 +110,8 @@ def negotiate(lang_param: str | None, accept_language: str | None) -> str:
     if not accept_language:
         return DEFAULT_LANGUAGE
     best, best_q = DEFAULT_LANGUAGE, -1.0
-    for position, item in enumerate(accept_language.split(",")[:20]):
-        tag, _, params = item.strip().partition(";")
-        code = tag.strip().lower().split("-", 1)[0]
-        q = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+    for position, (tag, q) in enumerate(weighted(accept_language)):
+        code = tag.split("-", 1)[0]
         # The earlier of two equal preferences wins: subtract a little per position.
         score = q - position * 1e-6
         if code in LANGUAGES and q > 0 and score > best_q:

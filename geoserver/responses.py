@@ -10,6 +10,7 @@ import orjson
 from fastapi import Request, Response
 
 from geoserver import i18n
+from geoserver.negotiation import weighted
 from layers.errors import InvalidParameter
 from layers.parameters import check_known, single_values
 
@@ -58,17 +59,7 @@ def pick_format(request: Request, f: str | None, *, html: bool = True) -> str:
 
 def _prefers_html(accept: str) -> bool:
     best_html, best_json = 0.0, 0.0
-    for item in accept.split(",")[:30]:
-        media, _, params = item.strip().partition(";")
-        media = media.strip().lower()
-        q = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
+    for media, q in weighted(accept):
         if media in (HTML, "application/xhtml+xml"):
             best_html = max(best_html, q)
         elif media in _JSON_TYPES or media.endswith("+json"):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request, Response
 
 from geoserver.auth import PrincipalDep
-from geoserver.routes.tiles import base_url, json_response
+from geoserver.responses import base_url, json_response
 from geoserver.state import StateDep
 from layers.errors import NotFound
 from tiles.tilejson import LANGUAGES, STYLE_NAMES, style
@@ -50,7 +49,7 @@ async def styles(request: Request) -> dict[str, Any]:
 
 
 @router.get("/styles/{style_file}", summary="A MapLibre style (version 8)")
-async def style_document(style_file: str, request: Request, state: StateDep, principal: PrincipalDep) -> JSONResponse:
+async def style_document(style_file: str, request: Request, state: StateDep, principal: PrincipalDep) -> Response:
     """The style with every layer the caller may see, from one composite vector source."""
     if not style_file.endswith(".json"):
         raise NotFound(f"no style at {style_file!r}; styles are at /styles/{{id}}.json", parameter="styleId")
@@ -59,4 +58,4 @@ async def style_document(style_file: str, request: Request, state: StateDep, pri
     if not layers:
         raise NotFound("no layers to draw yet", parameter="styleId")
     doc = style(layers, state.tiles, base_url(request), lang)
-    return json_response(doc, all(layer.is_public for layer in layers))
+    return json_response(doc, public=all(layer.is_public for layer in layers))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from geoserver.auth import PrincipalDep
+from geoserver.negotiation import weighted
+from geoserver.responses import PUBLIC_MAX_AGE_S, base_url, json_response
 from geoserver.state import AppState, StateDep
 from layers.catalog import Layer, Principal
 from layers.errors import InvalidParameter
@@ -17,13 +18,7 @@ from tiles.tilejson import tilejson
 
 router = APIRouter(tags=["tiles"])
 MVT = "application/vnd.mapbox-vector-tile"
-PUBLIC_MAX_AGE_S = 60  # short: edits reach browsers within a minute, and ETags make revalidation cheap
 TILE_SUFFIXES = (".pbf", ".mvt")
-
-
-def base_url(request: Request) -> str:
-    """The server's own URL, for absolute links."""
-    return str(request.base_url).rstrip("/")
 
 
 def privacy_headers(public: bool) -> dict[str, str]:
@@ -31,11 +26,6 @@ def privacy_headers(public: bool) -> dict[str, str]:
     if public:
         return {"Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_S}"}
     return {"Cache-Control": "private, no-store", "Vary": "Authorization"}
-
-
-def json_response(body: Any, public: bool, media_type: str = "application/json") -> JSONResponse:
-    """JSON with the cache headers its visibility calls for."""
-    return JSONResponse(body, media_type=media_type, headers=privacy_headers(public))
 
 
 def resolve_layers(state: AppState, principal: Principal, names: str) -> list[Layer]:
@@ -53,15 +43,7 @@ def resolve_layers(state: AppState, principal: Principal, names: str) -> list[La
 
 
 def _accepts_gzip(request: Request) -> bool:
-    for part in request.headers.get("accept-encoding", "").split(","):
-        coding, _, params = part.strip().partition(";")
-        if coding.strip().lower() in ("gzip", "*"):
-            q = params.strip().removeprefix("q=") if params.strip().startswith("q=") else "1"
-            try:
-                return float(q) > 0
-            except ValueError:
-                return False
-    return False
+    return any(coding in ("gzip", "*") and q > 0 for coding, q in weighted(request.headers.get("accept-encoding")))
 
 
 def _matches(request: Request, etag: str) -> bool:
@@ -117,13 +99,13 @@ async def composite_tile(
 @router.get("/tiles/{layers_json}", summary="TileJSON 3.0 for one or more layers")
 async def composite_tilejson(
     layers_json: str, request: Request, state: StateDep, principal: PrincipalDep, lang: str = "en"
-) -> JSONResponse:
+) -> Response:
     """TileJSON describing the composite tiles of the comma-separated layer list."""
     if not layers_json.endswith(".json"):
         raise InvalidParameter("TileJSON is at /tiles/{layers}.json", parameter="layers")
     layers = resolve_layers(state, principal, layers_json.removesuffix(".json"))
     doc = tilejson(layers, state.tiles, base_url(request), lang)
-    return json_response(doc, all(layer.is_public for layer in layers))
+    return json_response(doc, public=all(layer.is_public for layer in layers))
 
 
 @router.get("/tileMatrixSets", summary="The tile matrix sets this server uses")
@@ -180,7 +162,7 @@ def _tileset(layer: Layer, tms_id: str, base: str) -> dict[str, Any]:
 @router.get("/collections/{collection_id}/tiles", summary="Vector tilesets of a collection")
 async def collection_tilesets(
     collection_id: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> JSONResponse:
+) -> Response:
     """The tilesets of one collection (one per tile matrix set)."""
     layer = state.registry.resolve(collection_id, principal)
     base = base_url(request)
@@ -188,20 +170,20 @@ async def collection_tilesets(
         "tilesets": [_tileset(layer, tms_id, base) for tms_id in grids.SUPPORTED_TMS],
         "links": [{"rel": "self", "href": f"{base}/collections/{layer.id}/tiles", "type": "application/json"}],
     }
-    return json_response(doc, layer.is_public)
+    return json_response(doc, public=layer.is_public)
 
 
 @router.get("/collections/{collection_id}/tiles/{tms_id}", summary="One vector tileset of a collection")
 async def collection_tileset(
     collection_id: str, tms_id: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> JSONResponse:
+) -> Response:
     """A tileset's metadata, with its templated tile link."""
     layer = state.registry.resolve(collection_id, principal)
     doc = _tileset(layer, tms_id, base_url(request))
     doc["layers"] = [
         {**state.tiles.get(layer.id).vector_layer(), "dataType": "vector", "geometryType": layer.geometry_type}
     ]
-    return json_response(doc, layer.is_public)
+    return json_response(doc, public=layer.is_public)
 
 
 @router.get(
