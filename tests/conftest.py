@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -24,10 +25,10 @@ def make_shared_dir(prefix: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[EmbeddedCluster]:
-    """A private PostgreSQL + PostGIS cluster for the whole test session."""
-    root = make_shared_dir("geoserver-test-")
+@contextlib.contextmanager
+def running_cluster(prefix: str) -> Iterator[EmbeddedCluster]:
+    """A started cluster in a fresh data directory, stopped and removed afterwards."""
+    root = make_shared_dir(prefix)
     cluster = EmbeddedCluster(root / "data")
     cluster.ensure_started()
     try:
@@ -35,6 +36,13 @@ def pg_cluster() -> Iterator[EmbeddedCluster]:
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[EmbeddedCluster]:
+    """A private PostgreSQL + PostGIS cluster for the whole test session."""
+    with running_cluster("geoserver-test-") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from geoserver.app import create_app
 from geoserver.cluster import EmbeddedCluster
 from geoserver.settings import Settings
-from tests.conftest import make_shared_dir
+from tests.conftest import running_cluster
 
 
 def _settings(tmp: Path) -> Settings:
@@ -58,14 +57,8 @@ def test_the_server_starts_with_the_database_down(tmp_path: Path) -> None:
 @pytest.fixture
 def own_cluster() -> Iterator[EmbeddedCluster]:
     """A cluster this test may stop and start."""
-    root = make_shared_dir("geoserver-ready-")
-    cluster = EmbeddedCluster(root / "data")
-    cluster.ensure_started()
-    try:
+    with running_cluster("geoserver-ready-") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_ready_recovers_by_itself_when_the_database_comes_back(own_cluster: EmbeddedCluster, tmp_path: Path) -> None:
