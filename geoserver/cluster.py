@@ -148,10 +148,8 @@ class EmbeddedCluster:
         owner = self._owner()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(LC_ALL="C.UTF-8", LANG="C.UTF-8")
-        kwargs: dict[str, object] = {}
         if owner is not None:
             env.update(HOME=owner.pw_dir, USER=owner.pw_name, LOGNAME=owner.pw_name)
-            kwargs.update(user=owner.pw_uid, group=owner.pw_gid, extra_groups=[])
         result = subprocess.run(  # noqa: S603 - fixed programs, arguments we built
             args,
             env=env,
@@ -161,7 +159,9 @@ class EmbeddedCluster:
             timeout=timeout,
             # A new session: Ctrl-C in the terminal reaches us, and we stop the cluster in order.
             start_new_session=True,
-            **kwargs,  # type: ignore[arg-type]
+            user=owner.pw_uid if owner else None,
+            group=owner.pw_gid if owner else None,
+            extra_groups=[] if owner else None,
         )
         if check and result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-3:]

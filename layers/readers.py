@@ -79,10 +79,10 @@ def _unzipped_shapefile(path: Path) -> Iterator[Path]:
                 raise IngestError(f"{path.name}: the Shapefile has no {ext} file; zip the .shp with its .shx and .dbf")
         out = Path(tmp)
         for ext in (".shp", ".shx", ".dbf", ".prj", ".cpg"):
-            entry = wanted.get(stem + ext)
-            if entry is not None:
+            part = wanted.get(stem + ext)
+            if part is not None:
                 # Written under a fixed name: nothing from the archive decides where a file lands.
-                (out / f"layer{ext}").write_bytes(archive.read(entry))
+                (out / f"layer{ext}").write_bytes(archive.read(part))
         yield out / "layer.shp"
 
 

@@ -98,7 +98,7 @@ def publish_rows(
     geom = sql.Identifier(geometry_column)
     time_start = manifest.time_fields.start if manifest.time_fields else None
     time_end = manifest.time_fields.end if manifest.time_fields else None
-    temporal = sql.SQL("NULL::timestamptz, NULL::timestamptz")
+    temporal: sql.Composable = sql.SQL("NULL::timestamptz, NULL::timestamptz")
     if time_start is not None:
         last = (
             sql.SQL("max(coalesce({}, {}))").format(sql.Identifier(time_end), sql.Identifier(time_start))

@@ -75,17 +75,17 @@ def _style_layers(layer: Layer, clustered: bool) -> list[dict[str, Any]]:
         outline = "#444444" if layer.category == "boundaries" else "#9E9E9E"
         fill = {"boundaries": "#FFFFFF", "property": "#F5DEB3"}.get(layer.category, "#BDBDBD")
         opacity = 0.05 if layer.category == "boundaries" else 0.4
-        width = 2 if lid == "wards" else 1
+        stroke = 2 if lid == "wards" else 1
         return [
             {**base, "id": f"{lid}-fill", "type": "fill", "paint": {"fill-color": fill, "fill-opacity": opacity}},
-            {**base, "id": f"{lid}-line", "type": "line", "paint": {"line-color": outline, "line-width": width}},
+            {**base, "id": f"{lid}-line", "type": "line", "paint": {"line-color": outline, "line-width": stroke}},
         ]
     if "LineString" in layer.geometry_type:
-        colour = "#1565C0" if lid == "water_mains" else "#616161"
+        line = "#1565C0" if lid == "water_mains" else "#616161"
         width: Any = 1.5
         if layer.category_field:
             width = ["match", ["get", layer.category_field], "highway", 4, "arterial", 3, "collector", 2, 1]
-        return [{**base, "id": f"{lid}-line", "type": "line", "paint": {"line-color": colour, "line-width": width}}]
+        return [{**base, "id": f"{lid}-line", "type": "line", "paint": {"line-color": line, "line-width": width}}]
     colour: Any = {"events": "#6A1B9A", "infrastructure": "#F9A825"}.get(layer.category, "#0072B2")
     if layer.category == "facilities" and layer.category_field:
         colour = _match(layer.category_field, FACILITY_COLOURS, "#0072B2")
