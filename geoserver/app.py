@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,6 +41,9 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with running(state):
+            # Everything imported and built so far lives as long as the process: move it out of the garbage
+            # collector's sight, so full collections stay short (they caused 60-115 ms pauses under load).
+            gc.freeze()
             yield
 
     app = FastAPI(

@@ -169,6 +169,7 @@ def serve(
     import uvicorn
 
     from geoserver.app import create_app
+    from geoserver.logs import uvicorn_log_config
 
     settings = Settings()
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -197,7 +198,7 @@ def serve(
             port=settings.port,
             log_level=settings.log_level,
             # Query strings (near-me coordinates) are redacted from every log line: geoserver/logs.py.
-            log_config=__import__("geoserver.logs").logs.uvicorn_log_config(),
+            log_config=uvicorn_log_config(),
             lifespan="on",
         )
         if settings.workers > 1:
