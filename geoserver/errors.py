@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers.errors import (
     ClusterError,
@@ -90,11 +91,43 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
+class CatchAllMiddleware:
+    """Turn an unexpected exception into the JSON 500 inside the middleware stack, so CORS headers still apply.
+
+    Starlette sends a handler for `Exception` to its outermost middleware, outside CORS; this one sits inside.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise  # too late for a clean answer: let the server close the connection
+            log.exception("unexpected error on %s", scope.get("path", "?"))
+            response = error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Register every handler on the app."""
+    """Register every handler on the app, and the catch-all (added before CORS, so it runs inside it)."""
     app.add_exception_handler(GeoServerError, _ours)
     app.add_exception_handler(PoolTimeout, _database_down)
     app.add_exception_handler(psycopg.OperationalError, _database_down)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(Exception, _unexpected)
+    app.add_middleware(CatchAllMiddleware)

@@ -80,3 +80,22 @@ def test_unknown_paths_get_a_json_404(database_url: str, tmp_path: Path) -> None
         response = client.get("/no/such/thing")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
+
+
+def test_an_unexpected_error_is_a_json_500_with_cors_and_no_trace(database_url: str, tmp_path: Path) -> None:
+    app = create_app(_settings(tmp_path), database_url)
+
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    app.add_api_route("/boom", boom)
+    with TestClient(app) as client:
+        response = client.get("/boom", headers={"Origin": "https://example.org"})
+        assert response.status_code == 500
+        assert response.json() == {
+            "code": "internal_error",
+            "description": "an unexpected error occurred; it has been logged",
+        }
+        assert response.headers["access-control-allow-origin"] == "*"
+        assert "secret" not in response.text and "Traceback" not in response.text
+        assert client.get("/health").status_code == 200  # still serving
