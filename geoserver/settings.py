@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "password", "please-change-this-secret-value-now"}
 
 
 class Settings(BaseSettings):
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="Longest wait for a free pooled connection before answering 503."
     )
     log_level: str = "info"
+    cursor_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs near-me paging cursors. Set the same value on every machine behind one address; "
+        "unset, a key is kept in the data directory.",
+    )
     tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
     max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")
 
@@ -43,6 +49,15 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("cursor_secret")
+    @classmethod
+    def _real_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            if len(secret) < 32 or secret.lower().strip() in PLACEHOLDER_SECRETS:
+                raise ValueError("GEOSERVER_CURSOR_SECRET must be a random value of at least 32 characters")
+        return value
 
     @property
     def embedded(self) -> bool:

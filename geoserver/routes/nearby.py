@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -66,7 +67,13 @@ async def _service(request: Request, state: StateDep) -> NearbyService:
     """The app's NearbyService (its SQL cache and cursor key), made on first use: nothing at import time."""
     service: NearbyService | None = getattr(request.app.state, "nearby", None)
     if service is None:
-        service = request.app.state.nearby = NearbyService(cursor_key(state.settings.data_dir / CURSOR_KEY_FILE))
+        secret = state.settings.cursor_secret
+        key = (
+            hashlib.sha256(secret.get_secret_value().encode()).digest()
+            if secret is not None
+            else cursor_key(state.settings.data_dir / CURSOR_KEY_FILE)
+        )
+        service = request.app.state.nearby = NearbyService(key)
     return service
 
 

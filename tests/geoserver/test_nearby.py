@@ -293,3 +293,31 @@ def test_metrics_count_requests_not_places(client: TestClient) -> None:
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "nearby" in metrics.text
     assert "0712345" not in metrics.text and "0498765" not in metrics.text
+
+
+def test_a_shared_cursor_secret_works_across_data_directories(
+    client: TestClient, database_url: str, tmp_path: Path
+) -> None:
+    """Machines behind one address share GEOSERVER_CURSOR_SECRET, not a data directory."""
+    from pydantic import ValidationError
+
+    from geoserver.settings import Settings
+
+    secret = "x" * 8 + "a-long-random-value-shared-by-machines"
+    apps = [
+        create_app(Settings(data_dir=tmp_path / name, cursor_secret=secret, connect_timeout_s=2), database_url)
+        for name in ("machine-a", "machine-b")
+    ]
+    with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
+        for app_client in (a, b):
+            deadline = time.monotonic() + 30
+            while app_client.get("/ready").status_code != 200:
+                assert time.monotonic() < deadline, "an app did not start"
+                time.sleep(0.1)
+        first = get(a, **DOWNTOWN, layers="facilities", limit=3).json()
+        href = next(link["href"] for link in first["links"] if link["rel"] == "next")
+        assert b.get(href).status_code == 200
+        assert client.get(href).status_code == 400  # signed with another key: refused
+    for placeholder in ("changeme", "short"):
+        with pytest.raises(ValidationError):
+            Settings(cursor_secret=placeholder)
