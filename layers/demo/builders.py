@@ -1,311 +1,42 @@
-"""Deterministic demo City: synthetic layers in Calgary's extent, one GeoPackage per layer.
-
-Nothing here is real City data: places, addresses and people are invented, e-mail addresses use the
-reserved `example.invalid` domain and phone numbers the fictional 555-01xx range. The same seed, scale
-and `now` give identical attribute values and geometries. Each layer draws from its own random stream
-(`numpy.random.default_rng([layer offset, seed])`), so changing one layer never shifts another.
-
-Geometry is built in metres on a local equirectangular plane centred on the city and mapped to
-longitude/latitude by an affine map: straight edges stay straight, so cells sharing an edge in metres
-share it exactly in degrees. `parcels` is written in EPSG:3776 (NAD83 / Alberta 3TM ref merid 114 W) to
-exercise reprojection on ingest; every other layer in EPSG:4326.
-
-Opening hours (`facilities.opening_hours`) are a JSON object:
-
-    {"tz": "America/Edmonton",
-     "weekly": {"mon": [["09:00", "21:00"]], "tue": [...], ..., "sun": []},
-     "closed": ["2026-12-25", "2027-01-01"]}
-
-- `tz`: the IANA time zone of every local time and date in the object.
-- `weekly`: all seven keys mon tue wed thu fri sat sun, each a list of ["HH:MM", "HH:MM"] ranges (start
-  inclusive, end exclusive); an empty list means closed all that day.
-- "24:00" is allowed as an end, meaning the end of the day: ["00:00", "24:00"] is open all day.
-- A range whose end is <= start runs past midnight: ["18:00", "02:00"] under "fri" is open from Friday
-  18:00 to Saturday 02:00. A range belongs to the day it starts on.
-- `closed`: local dates "YYYY-MM-DD" on which no range starts (holidays). A range that started the day
-  before and runs past midnight is not cut short.
-"""
+"""The demo City's layers, one builder each: a GeoDataFrame from the city, a random stream and a count."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 from pyproj import Transformer
-from shapely.geometry import Polygon
 
-BASE_COUNTS: dict[str, int] = {
-    "wards": 14, "communities": 200, "facilities": 100, "roads": 750, "water_mains": 300, "streetlights": 1000,
-    "parcels": 1000, "events": 200, "service_requests": 5000,
-}  # fmt: skip
-FIXED_COUNT_LAYERS = frozenset({"wards", "communities"})  # administrative areas do not grow with scale
-LAYER_IDS = tuple(BASE_COUNTS)
-BENCH_SCALE = 200
-DEFAULT_SEED = 20261126
-EXTENT_LONLAT = (-114.32, 50.84, -113.86, 51.21)
-TIMEZONE = "America/Edmonton"
-
-_STREAMS = {name: i for i, name in enumerate(("boundary", *LAYER_IDS))}
-_LON0, _LAT0 = -114.09, 51.025  # the local plane's origin, the middle of the extent
-_M_PER_DEG_LAT = 111_132.0
-_M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(_LAT0))
-_DOWNTOWN_M = np.array([1_750.0, 2_220.0])  # about (-114.065, 51.045) on the local plane
-_GRID_M = 160.0  # one numbered street or avenue every 160 m, as on Calgary's grid
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-_PLACES = np.array(
-    "Aspen Birch Cedar Chinook Cougar Coyote Crane Elk Fescue Foothill Prairie Heron Juniper Kestrel Larch"
-    " Lupine Magpie Maple Meadowlark Moraine Osprey Pine Poplar Quartz Sage Saskatoon Silverberry Sparrow"
-    " Spruce Stone Sunset Tamarack Thistle Willow Yarrow Amber Bluebell Clover Driftwood Falcon Granite"
-    " Harvest Ironwood Lantern Marigold Northwind Pebble Shale".split()
+from layers.demo.shapes import (
+    _DAYS,
+    _DOWNTOWN_M,
+    _PLACE_SUFFIXES,
+    _PLACES,
+    TIMEZONE,
+    _addresses,
+    _allocate,
+    _City,
+    _clusters,
+    _frame,
+    _grid_numbers,
+    _line_geoms,
+    _lines_m,
+    _lonlat_coords,
+    _phones,
+    _pick,
+    _place_names,
+    _points_lonlat,
+    _quadrant,
+    _sample_xy,
+    _tessellate,
+    _to_lonlat,
+    _utc,
 )
-_PLACE_SUFFIXES = np.array(
-    "Ridge Park Heights Hills Meadows Crossing Landing Springs Point Glen Valley Estates Green Gardens"
-    " Village Bluffs Commons Terrace".split()
-)
-
-
-@dataclass(frozen=True)
-class _City:
-    boundary: Polygon  # metres on the local plane
-    now: datetime
-
-
-def layer_counts(scale: float) -> dict[str, int]:
-    """The number of features of each layer at `scale`."""
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale must be a positive number, not {scale!r}")
-    return {k: n if k in FIXED_COUNT_LAYERS else max(1, round(n * scale)) for k, n in BASE_COUNTS.items()}
-
-
-def city_boundary(seed: int = DEFAULT_SEED) -> Polygon:
-    """The demo City's boundary for `seed`, in longitude/latitude (EPSG:4326)."""
-    return _to_lonlat(_boundary_m(seed))
-
-
-def generate(
-    out_dir: Path,
-    *,
-    scale: float = 1.0,
-    seed: int = DEFAULT_SEED,
-    now: datetime | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, Path]:
-    """Write one GeoPackage per demo layer into `out_dir` and return {layer id: path}."""
-    counts = layer_counts(scale)
-    if seed < 0:
-        raise ValueError("seed must be a non-negative integer")
-    if now is None:
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    elif now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)  # a naive time is taken as UTC, like everywhere in the server
-    city = _City(boundary=_boundary_m(seed), now=now.astimezone(UTC))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    for done, layer_id in enumerate(LAYER_IDS, start=1):
-        rng = np.random.default_rng([_STREAMS[layer_id], seed])
-        frame = _BUILDERS[layer_id](city, rng, counts[layer_id])
-        written[layer_id] = _write(frame, out_dir, layer_id)
-        del frame  # one layer in memory at a time
-        if progress is not None:
-            progress(layer_id, done, len(LAYER_IDS))
-    return written
-
-
-def _write(frame: gpd.GeoDataFrame, out_dir: Path, layer_id: str) -> Path:
-    final = out_dir / f"{layer_id}.gpkg"
-    partial = out_dir / f".{layer_id}.partial.gpkg"  # never leave a half-written file under the real name
-    partial.unlink(missing_ok=True)
-    frame.to_file(partial, layer=layer_id, driver="GPKG", engine="pyogrio")
-    os.replace(partial, final)
-    return final
-
-
-# --- geometry helpers (metres on the local plane) -------------------------------------------------------
-
-
-def _lonlat_coords(xy: np.ndarray) -> np.ndarray:
-    return np.column_stack([_LON0 + xy[:, 0] / _M_PER_DEG_LON, _LAT0 + xy[:, 1] / _M_PER_DEG_LAT])
-
-
-def _to_lonlat(geoms: Any) -> Any:
-    return shapely.transform(geoms, _lonlat_coords)
-
-
-def _points_lonlat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return shapely.points(_lonlat_coords(np.column_stack([x, y])))
-
-
-def _boundary_m(seed: int) -> Polygon:
-    rng = np.random.default_rng([_STREAMS["boundary"], seed])
-    theta = np.linspace(0.0, 2 * np.pi, 360, endpoint=False)
-    phase = rng.uniform(0.0, 2 * np.pi, 3)
-    # sum(amplitude * k**2) < 1 - max amplitude keeps the curve convex: every Voronoi cell clipped to it
-    # is then a single Polygon, and the shape stays inside the extent (max radius 1.066).
-    r = 1 + 0.04 * np.sin(2 * theta + phase[0]) + 0.02 * np.sin(3 * theta + phase[1])
-    r += 0.006 * np.sin(5 * theta + phase[2])
-    return Polygon(np.column_stack([14_000.0 * r * np.cos(theta), 18_500.0 * r * np.sin(theta)]))
-
-
-def _sample_xy(
-    rng: np.random.Generator, area: Polygon, n: int, clusters: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """n points inside `area`: Gaussian clusters (rows x, y, sigma_m, weight) over a uniform background."""
-    shapely.prepare(area)
-    minx, miny, maxx, maxy = area.bounds
-    parts, have = [], 0
-    while have < n:  # rejection sampling, vectorised by batch
-        k = int((n - have) * 1.4) + 64
-        x, y = rng.uniform(minx, maxx, k), rng.uniform(miny, maxy, k)
-        if clusters is not None:
-            p = np.append(clusters[:, 3], 1.0 - clusters[:, 3].sum())
-            comp = rng.choice(p.size, size=k, p=p)
-            hit = comp < len(clusters)
-            c = clusters[comp[hit]]
-            x[hit], y[hit] = rng.normal(c[:, 0], c[:, 2]), rng.normal(c[:, 1], c[:, 2])
-        inside = shapely.contains_xy(area, x, y)
-        parts.append(np.column_stack([x[inside], y[inside]]))
-        have += int(inside.sum())
-    xy = np.concatenate(parts)[:n]
-    return xy[:, 0], xy[:, 1]
-
-
-def _clusters(rng: np.random.Generator, city: _City, downtown: float, hotspots: int, share: float) -> np.ndarray:
-    """Downtown plus `hotspots` neighbourhood centres, as cluster rows for _sample_xy."""
-    hx, hy = _sample_xy(rng, city.boundary, hotspots)
-    rows = [[*_DOWNTOWN_M, 2_500.0, downtown]]
-    rows += [[x, y, s, share / hotspots] for x, y, s in zip(hx, hy, rng.uniform(700, 1_800, hotspots), strict=True)]
-    return np.array(rows)
-
-
-def _tessellate(rng: np.random.Generator, area: Polygon, n: int, iterations: int = 4) -> np.ndarray:
-    """n Voronoi cells tiling `area`, relaxed a few times (Lloyd) so they are of similar size."""
-    x, y = _sample_xy(rng, area, n)
-    seeds = shapely.points(x, y)
-    frame = area.buffer(5_000).envelope
-    for i in range(iterations + 1):
-        cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=frame, ordered=True))
-        cells = shapely.intersection(cells, area)
-        if i < iterations:
-            seeds = shapely.centroid(cells)
-    return cells
-
-
-def _lines_m(
-    rng: np.random.Generator,
-    city: _City,
-    seg_m: np.ndarray,
-    angle: np.ndarray,
-    wobble_m: np.ndarray,
-    vertices: int,
-    snap: np.ndarray,
-) -> np.ndarray:
-    """Coordinates (n, vertices, 2) of wobbly lines lying inside the boundary; `snap` puts them on the grid."""
-    n = seg_m.size
-    coords = np.empty((n, vertices, 2))
-    todo = np.arange(n)
-    for _ in range(200):
-        if todo.size == 0:
-            return coords
-        k = todo.size
-        x0, y0 = _sample_xy(rng, city.boundary, k)
-        dx, dy = np.cos(angle[todo]), np.sin(angle[todo])
-        east_west = np.abs(dx) > np.abs(dy)
-        grid = snap[todo]
-        # Grid roads run along a street or avenue line, a little off it (surveys are not perfect).
-        y0 = np.where(grid & east_west, np.round(y0 / _GRID_M) * _GRID_M + rng.normal(0, 4, k), y0)
-        x0 = np.where(grid & ~east_west, np.round(x0 / _GRID_M) * _GRID_M + rng.normal(0, 4, k), x0)
-        steps = seg_m[todo, None] * rng.uniform(0.85, 1.15, (k, vertices - 1))
-        along = np.concatenate([np.zeros((k, 1)), np.cumsum(steps, axis=1)], axis=1)
-        along -= along[:, -1:] / 2  # the sampled point is the middle of the line
-        perp = np.cumsum(rng.normal(0, 1, (k, vertices)) * wobble_m[todo, None], axis=1)
-        perp -= perp.mean(axis=1, keepdims=True)
-        xy = np.stack(
-            [
-                x0[:, None] + along * dx[:, None] - perp * dy[:, None],
-                y0[:, None] + along * dy[:, None] + perp * dx[:, None],
-            ],
-            axis=-1,
-        )
-        ok = shapely.contains(city.boundary, shapely.linestrings(xy))
-        coords[todo[ok]] = xy[ok]
-        todo = todo[~ok]
-    raise RuntimeError("could not place every line inside the city boundary")
-
-
-def _line_geoms(coords_m: np.ndarray) -> np.ndarray:
-    n, v, _ = coords_m.shape
-    return shapely.linestrings(_lonlat_coords(coords_m.reshape(-1, 2)).reshape(n, v, 2))
-
-
-# --- attribute helpers -----------------------------------------------------------------------------------
-
-
-def _allocate(rng: np.random.Generator, n: int, shares: dict[str, float]) -> np.ndarray:
-    """Exactly proportional labels (largest remainder), shuffled; every label appears once n allows."""
-    p = np.array(list(shares.values()))
-    raw = n * p / p.sum()
-    counts = np.floor(raw).astype(int)
-    counts[np.argsort(counts - raw, kind="stable")[: n - counts.sum()]] += 1
-    return rng.permutation(np.repeat(np.array(list(shares)), counts))
-
-
-def _pick(rng: np.random.Generator, n: int, shares: dict[str, float]) -> np.ndarray:
-    p = np.array(list(shares.values()))
-    return np.array(list(shares))[rng.choice(p.size, size=n, p=p / p.sum())]
-
-
-def _place_names(rng: np.random.Generator, n: int) -> np.ndarray:
-    first = _PLACES[rng.integers(0, _PLACES.size, n)]
-    return np.char.add(np.char.add(first, " "), _PLACE_SUFFIXES[rng.integers(0, _PLACE_SUFFIXES.size, n)])
-
-
-def _quadrant(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    # Calgary addresses carry a quadrant relative to Centre Street (x) and Centre Avenue (y).
-    return np.char.add(np.where(y >= _DOWNTOWN_M[1], "N", "S"), np.where(x >= _DOWNTOWN_M[0], "E", "W"))
-
-
-def _grid_numbers(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    street = (np.abs(x - _DOWNTOWN_M[0]) // _GRID_M).astype(int) + 1
-    avenue = (np.abs(y - _DOWNTOWN_M[1]) // _GRID_M).astype(int) + 1
-    return street, avenue
-
-
-def _addresses(rng: np.random.Generator, x: np.ndarray, y: np.ndarray) -> list[str]:
-    street, avenue = _grid_numbers(x, y)
-    on_avenue = rng.random(x.size) < 0.5
-    house = np.where(on_avenue, street, avenue) * 100 + rng.integers(1, 99, x.size)
-    kind = np.where(on_avenue, "Ave", "St")
-    return [
-        f"{h} {a if o else s} {k} {q}"
-        for h, a, s, o, k, q in zip(house, avenue, street, on_avenue, kind, _quadrant(x, y), strict=True)
-    ]
-
-
-def _phones(rng: np.random.Generator, n: int) -> list[str]:
-    return [f"403-555-01{k:02d}" for k in rng.integers(0, 100, n)]  # 555-0100..0199 is reserved as fictional
-
-
-def _utc(seconds: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(seconds, unit="s", utc=True))
-
-
-def _frame(columns: dict[str, object], geometry: np.ndarray, crs: str = "EPSG:4326") -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(columns, geometry=geometry, crs=crs)
-
-
-# --- layers ----------------------------------------------------------------------------------------------
 
 
 def _wards(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFrame:
