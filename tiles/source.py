@@ -10,7 +10,15 @@ from psycopg import AsyncConnection, Connection, sql
 from layers.catalog import Layer
 from layers.queries import render_named
 from tiles.grids import TileXYZ
-from tiles.mvt import CLUSTER_COUNT, DETAIL_ZOOM, clustered_zooms, clusters_query, features_query, tile_params
+from tiles.mvt import (
+    CLUSTER_COUNT,
+    DETAIL_ZOOM,
+    clustered_zooms,
+    clusters_query,
+    feature_id_field,
+    features_query,
+    tile_params,
+)
 
 # How a field's type reads in TileJSON's vector_layers.fields.
 FIELD_KINDS = {
@@ -63,7 +71,8 @@ class LayerTileSource:
 
     def vector_layer(self) -> dict[str, Any]:
         """This layer's TileJSON `vector_layers` entry: public fields only."""
-        fields = {f.name: FIELD_KINDS.get(f.data_type, "String") for f in self.layer.fields}
+        as_id = feature_id_field(self.layer)  # carried as each feature's id, not as a property
+        fields = {f.name: FIELD_KINDS.get(f.data_type, "String") for f in self.layer.fields if f.name != as_id}
         if self.cluster_zooms:
             fields[CLUSTER_COUNT] = "Number"
         return {
