@@ -120,10 +120,6 @@ class Layer:
                 f"{name!r} is not a queryable property of this collection", parameter=parameter
             ) from None
 
-    def select_list(self) -> sql.Composed:
-        """The public columns, quoted, for a SELECT list: the only way a layer's columns are ever selected."""
-        return sql.SQL(", ").join(sql.Identifier(name) for name in self.field_names)
-
 
 class Registry:
     """All catalogue layers, resolved per caller."""
