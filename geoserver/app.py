@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from geoserver import errors, openapi
+from geoserver.keys import cursor_secret
 from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import catalog, collections, features, health, landing
 from geoserver.routes import metrics as metrics_routes
@@ -18,6 +19,7 @@ from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
 from geoserver.settings import Settings
 from geoserver.state import AppState, make_pool, running
+from layers.queries.cursor import CursorSigner
 from tiles.cache import TileCache
 
 
@@ -36,6 +38,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         database_url=url,
         pool=make_pool(settings, url),
         tile_cache=TileCache(max_bytes=settings.tile_cache_mb * 1024 * 1024),
+        cursors=CursorSigner(cursor_secret(settings)),
     )
 
     @asynccontextmanager

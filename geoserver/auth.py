@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from geoserver.state import StateDep
-from layers.catalog import ANONYMOUS, Principal
+from layers.access.tokens import principal_for_token
+from layers.catalogue.visibility import ANONYMOUS, Principal
 from layers.errors import Unauthorized
-from layers.tokens import principal_for_token
 
 
 async def current_principal(request: Request, state: StateDep) -> Principal:

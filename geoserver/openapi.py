@@ -14,13 +14,21 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
+from geoserver.media import GEOJSON, HTML, OPENAPI_JSON
 from geoserver.state import StateDep
-from layers import crs as crs_mod
-from layers.catalog import ANONYMOUS, Layer
-from layers.parameters import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_RADIUS_M
-from layers.queries import field_kind
+from layers.catalogue.records import Layer
+from layers.catalogue.visibility import ANONYMOUS
+from layers.limits import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_NEARBY_LAYERS,
+    MAX_OFFSET,
+    MAX_RADIUS_M,
+    NEARBY_DEFAULT_LIMIT,
+    NEARBY_MAX_LIMIT,
+)
+from layers.queries import crs as crs_mod
 
-OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
 ITEMS_PATH = "/collections/{collectionId}/items"
 ITEM_PATH = "/collections/{collectionId}/items/{featureId}"
 _CRS_ENUM = [c.uri for c in crs_mod.SUPPORTED]
@@ -85,6 +93,36 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "f": _query("f", "The response format.", {"type": "string", "enum": ["json", "html"]}),
     "lang": _query("lang", "The response language.", {"type": "string", "enum": ["en", "fr"]}),
 }  # fmt: skip
+_POINT = {
+    "lon": _query(
+        "lon",
+        "Longitude of the point, WGS 84 degrees.",
+        {"type": "number", "minimum": -180, "maximum": 180},
+        required=True,
+    ),
+    "lat": _query(
+        "lat",
+        "Latitude of the point, WGS 84 degrees.",
+        {"type": "number", "minimum": -90, "maximum": 90},
+        required=True,
+    ),
+}
+NEARBY_PARAMETERS: list[dict[str, Any]] = [
+    *_POINT.values(),
+    _query("radius", "Search radius in metres (geodesic); without it, the nearest `limit`.",
+           {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_RADIUS_M}),
+    _query("layers", f"Comma-separated layer ids (at most {MAX_NEARBY_LAYERS}); default all visible.",
+           {"type": "string", "maxLength": 2000}),
+    _query("category", "Comma-separated feature categories (e.g. library,fire_station); only layers with categories.",
+           {"type": "string", "maxLength": 2000}),
+    _query("open_now", "true: only features open at `at` (layers with opening hours). false: no filter.",
+           {"type": "boolean", "default": False}),
+    _query("at", "RFC 3339 instant with an offset, for hours and events; default now.",
+           {"type": "string", "format": "date-time"}),
+    _query("limit", f"Features per page, 1 to {NEARBY_MAX_LIMIT}; above it 400.",
+           {"type": "integer", "minimum": 1, "maximum": NEARBY_MAX_LIMIT, "default": NEARBY_DEFAULT_LIMIT}),
+    _query("cursor", "Opaque cursor from a `next` link; give the other parameters too.", {"type": "string"}),
+]  # fmt: skip
 ITEMS_PARAMETERS = [
     "collectionId", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
     "sortby", "near", "radius", "properties", "skipGeometry", "f", "lang",
@@ -100,8 +138,8 @@ def _feature_responses(description: str) -> dict[str, Any]:
         "200": {
             "description": description,
             "content": {
-                "application/geo+json": {"schema": {"type": "object"}},
-                "text/html": {"schema": {"type": "string"}},
+                GEOJSON: {"schema": {"type": "object"}},
+                HTML: {"schema": {"type": "string"}},
             },
         },
         "400": {"description": "A parameter is malformed, unknown or out of range."},
@@ -169,6 +207,12 @@ def base_document(app: FastAPI) -> dict[str, Any]:
             operation = doc.setdefault("paths", {}).setdefault(path, {}).setdefault("get", {})
             operation["parameters"] = [_ref(name) for name in params]
             operation["responses"] = _feature_responses(what)
+        for path, params in (("/nearby", NEARBY_PARAMETERS), ("/here", list(_POINT.values()))):
+            operation = doc["paths"][path]["get"]
+            operation["parameters"] = params
+            operation["responses"]["400"] = {
+                "description": "A parameter is missing, malformed, out of range or unknown."
+            }
         app.openapi_schema = doc
     return app.openapi_schema
 
@@ -179,12 +223,12 @@ def layer_paths(layers: list[Layer]) -> dict[str, Any]:
     for layer in layers:
         props = []
         for item in layer.fields:
-            kind = _SCHEMA_TYPES.get(field_kind(item))
-            if kind is None and field_kind(item) not in ("datetime", "date"):
+            kind = _SCHEMA_TYPES.get(item.kind)
+            if kind is None and item.kind not in ("datetime", "date"):
                 continue
             schema = {"type": kind or "string"}
-            if field_kind(item) in ("datetime", "date"):
-                schema["format"] = "date-time" if field_kind(item) == "datetime" else "date"
+            if item.kind in ("datetime", "date"):
+                schema["format"] = "date-time" if item.kind == "datetime" else "date"
             props.append(_query(item.name, f"Only features whose {item.name} equals this value.", schema))
         params = [_ref(name) for name in ITEMS_PARAMETERS if name != "collectionId"]
         # Percent-encoded: an id with braces or spaces must not read as a path template.
@@ -218,7 +262,7 @@ def install(app: FastAPI) -> None:
         doc["servers"] = [{"url": base}]
         return Response(
             orjson.dumps(doc),
-            media_type=OPENAPI_TYPE,
+            media_type=OPENAPI_JSON,
             headers={"Cache-Control": "public, max-age=60", "Vary": "Accept-Language"},
         )
 

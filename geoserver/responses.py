@@ -10,15 +10,13 @@ import orjson
 from fastapi import Request, Response
 
 from geoserver import i18n
+from geoserver.media import HTML, JSON, JSON_TYPES
 from geoserver.negotiation import weighted
+from geoserver.params import check_known, single_values
 from layers.errors import InvalidParameter
-from layers.parameters import check_known, single_values
 
-JSON = "application/json"
-GEOJSON = "application/geo+json"
-HTML = "text/html"
 PUBLIC_MAX_AGE_S = 60
-_JSON_TYPES = (JSON, GEOJSON, "application/schema+json", "application/ld+json", "application/vnd.oai.openapi+json")
+PRIVATE = "private, no-store"
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,7 @@ def _prefers_html(accept: str) -> bool:
     for media, q in weighted(accept):
         if media in (HTML, "application/xhtml+xml"):
             best_html = max(best_html, q)
-        elif media in _JSON_TYPES or media.endswith("+json"):
+        elif media in JSON_TYPES or media.endswith("+json"):
             best_json = max(best_json, q)
     return best_html > best_json
 
@@ -109,7 +107,7 @@ def caching(public: bool, lang: str | None = None) -> dict[str, str]:
     if public:
         headers["Cache-Control"] = f"public, max-age={PUBLIC_MAX_AGE_S}"
     else:
-        headers["Cache-Control"] = "private, no-store"
+        headers["Cache-Control"] = PRIVATE
     if lang is not None:
         headers["Content-Language"] = lang
     return headers

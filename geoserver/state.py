@@ -17,8 +17,11 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from geoserver.settings import Settings
-from layers.catalog import Registry
-from layers.models import CHANGE_CHANNEL
+from layers.catalogue.models import CHANGE_CHANNEL
+from layers.catalogue.registry import Registry
+from layers.queries.cursor import CursorSigner
+from layers.queries.nearby import NearbyService
+from layers.sqlcompose import render
 from tiles.cache import TileCache
 from tiles.source import TileSources
 
@@ -35,6 +38,8 @@ class AppState:
     database_url: str
     pool: AsyncConnectionPool
     tile_cache: TileCache
+    cursors: CursorSigner
+    nearby: NearbyService = field(default_factory=NearbyService)
     registry: Registry = field(default_factory=Registry)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
@@ -43,7 +48,7 @@ class AppState:
         """Read the catalogue again; the old registry keeps serving until the new one is complete."""
         async with self.pool.connection() as conn:
             try:
-                registry = await Registry.aload(conn)
+                registry = await Registry.load(conn)
             except psycopg.errors.UndefinedTable:
                 log.error("the catalogue tables do not exist: run `geoserver migrate`")
                 registry = Registry()
@@ -63,7 +68,7 @@ class AppState:
                     connect_timeout=max(1, int(self.settings.connect_timeout_s)),
                     application_name=LISTENER_NAME,
                 ) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGE_CHANNEL)))
+                    await conn.execute(render(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGE_CHANNEL))))
                     # Listen first, then load and flush: nothing committed in between is missed, and whatever
                     # changed while we were not listening is no longer in the cache.
                     self.tile_cache.clear()

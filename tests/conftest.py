@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -15,27 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geoserver.cluster import EmbeddedCluster
-from layers.migrate import upgrade
-
-
-def make_shared_dir(prefix: str) -> Path:
-    """A temporary folder the `postgres` user can traverse (pytest's own tmp folders are private to root)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    os.chmod(path, 0o755)
-    return path
-
-
-@contextlib.contextmanager
-def running_cluster(prefix: str) -> Iterator[EmbeddedCluster]:
-    """A started cluster in a fresh data directory, stopped and removed afterwards."""
-    root = make_shared_dir(prefix)
-    cluster = EmbeddedCluster(root / "data")
-    cluster.ensure_started()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
+from layers.catalogue.migrate import upgrade
+from tests.support.cluster import make_shared_dir, running_cluster
+from tests.support.layers import DEMO_NOW
+from tests.support.servers import LiveServer
 
 
 @pytest.fixture(scope="session")
@@ -70,18 +52,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_line(f"{skipped} test(s) skipped: failing the run (set GEOSERVER_ALLOW_SKIPS=1 to allow)")
 
 
-# The demo City as the tests see it: generated at a fixed instant so events "now" are known.
-DEMO_NOW = "2026-07-15T18:00:00+00:00"
-
-
 @pytest.fixture(scope="session")
 def demo_city(database_url: str) -> dict[str, str]:
     """The demo City (scale 1, default seed, now = DEMO_NOW) in the test database; returns {layer: category}."""
     from datetime import datetime
 
     from layers import demo
-    from layers.manifest import city_manifest_dir, load_city_manifests
-    from layers.publish import publish
+    from layers.catalogue.manifest import city_manifest_dir, load_city_manifests
+    from layers.ingest.publish import publish
 
     out = make_shared_dir("geoserver-demo-")
     try:
@@ -111,52 +89,6 @@ def client(database_url: str, demo_city: dict[str, str]) -> Iterator[TestClient]
         else:
             raise AssertionError("the app did not load the demo City in time")
         yield test_client
-
-
-def die_with_parent() -> None:
-    """For subprocess preexec_fn: the child gets SIGTERM if the test run dies, so no server outlives it."""
-    import ctypes
-    import signal
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-class LiveServer:
-    """A real uvicorn server on 127.0.0.1, in a thread of the test process, for real HTTP clients."""
-
-    def __init__(self, app: object) -> None:
-        import socket
-
-        import uvicorn
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
-        self.server = uvicorn.Server(config)
-
-    def __enter__(self) -> LiveServer:
-        import threading
-        import urllib.request
-
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the live server did not become ready")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")

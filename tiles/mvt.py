@@ -9,14 +9,13 @@ Two plans per layer and zoom:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from psycopg import sql
 
-from layers.catalog import Layer
-from layers.queries import NamedSlot
-from tiles.grids import TileXYZ, bounds
+from layers.catalogue.records import Layer
+from layers.sqlcompose import Slot
+from tiles.grids import DEFAULT_TMS, TileXYZ, bounds, get_tms
 
 EXTENT = 4096  # MVT tile extent, in tile units
 BUFFER = 64  # tile units drawn beyond each edge, so strokes and symbols don't clip at tile seams
@@ -31,10 +30,8 @@ CLUSTER_COUNT = "point_count"
 NATIVE_TYPES = {"boolean", "smallint", "integer", "bigint", "real", "double precision", "text", "character varying"}
 INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
-ENVELOPE = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*map(NamedSlot, ("xmin", "ymin", "xmax", "ymax")))
-BUFFERED = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(
-    *map(NamedSlot, ("bxmin", "bymin", "bxmax", "bymax"))
-)
+ENVELOPE = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*map(Slot, ("xmin", "ymin", "xmax", "ymax")))
+BUFFERED = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*map(Slot, ("bxmin", "bymin", "bxmax", "bymax")))
 
 
 def _attribute(name: str, data_type: str) -> sql.Composable:
@@ -81,7 +78,7 @@ def features_query(layer: Layer, *, size_floor: bool = True) -> sql.Composed:
         # A geometry's box is stored with it: this test reads no vertices.
         size_test = sql.SQL(
             " AND (ST_XMax({g}) - ST_XMin({g}) >= {size} OR ST_YMax({g}) - ST_YMin({g}) >= {size})"
-        ).format(g=geom, size=NamedSlot("min_size"))
+        ).format(g=geom, size=Slot("min_size"))
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {id_name}) FROM ("
         "SELECT {attributes}ST_AsMVTGeom({geom}, {envelope}, {extent}, {buffer}, true) AS geom "
@@ -124,9 +121,9 @@ def clusters_query(layer: Layer) -> sql.Composed:
         table=layer.table,
         index_test=index_test,
         last=sql.Literal(cells - 1),
-        xmin=NamedSlot("xmin"),
-        ymax=NamedSlot("ymax"),
-        cell_m=NamedSlot("cell_m"),
+        xmin=Slot("xmin"),
+        ymax=Slot("ymax"),
+        cell_m=Slot("cell_m"),
     )
 
 
@@ -135,22 +132,14 @@ def clustered_zooms(layer: Layer) -> frozenset[int]:
     if layer.geometry_type != "Point" or layer.bbox is None:
         return frozenset()
     xmin, ymin, xmax, ymax = layer.bbox
+    tms = get_tms(DEFAULT_TMS)
     dense = set()
     for z in range(layer.min_zoom, layer.max_zoom + 1):
-        width = _tile_x(xmax, z) - _tile_x(xmin, z) + 1
-        height = _tile_y(ymin, z) - _tile_y(ymax, z) + 1
-        if layer.feature_count / max(1, width * height) > CLUSTER_ABOVE:
+        top_left, bottom_right = tms.tile(xmin, ymax, z), tms.tile(xmax, ymin, z)
+        tiles = (bottom_right.x - top_left.x + 1) * (bottom_right.y - top_left.y + 1)
+        if layer.feature_count / max(1, tiles) > CLUSTER_ABOVE:
             dense.add(z)
     return frozenset(dense)
-
-
-def _tile_x(lon: float, z: int) -> int:
-    return int((lon + 180.0) / 360.0 * 2**z)
-
-
-def _tile_y(lat: float, z: int) -> int:
-    rad = math.radians(max(-85.05112878, min(85.05112878, lat)))
-    return int((1.0 - math.asinh(math.tan(rad)) / math.pi) / 2.0 * 2**z)
 
 
 def tile_params(t: TileXYZ) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from layers.catalog import Layer
+from layers.catalogue.records import Layer
 from tiles.cache import BuiltTile, TileCache, TileKey
 from tiles.grids import TileXYZ
 from tiles.source import TileSources

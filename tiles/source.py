@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from psycopg import AsyncConnection, Connection, sql
+from psycopg import AsyncConnection, sql
 
-from layers.catalog import Layer
-from layers.queries import render_named
+from layers.catalogue.records import Layer
+from layers.sqlcompose import render
 from tiles.grids import TileXYZ
 from tiles.mvt import (
     CLUSTER_COUNT,
@@ -89,20 +89,20 @@ class LayerTileSource:
             return "clusters"
         return "features" if z < DETAIL_ZOOM else "detail"
 
-    def sql_for(self, conn: AsyncConnection[Any] | Connection[Any], z: int) -> bytes:
+    def sql_for(self, z: int) -> bytes:
         """The exact statement this source runs at zoom z (also used by the benchmark's pgbench scripts)."""
         plan = self.plan_for(z)
         text = self._text.get(plan)
         if text is None:
             # Rendered to bytes once: the same text each time lets psycopg keep it prepared per connection.
-            text = self._text[plan] = render_named(self._plans[plan], conn)
+            text = self._text[plan] = render(self._plans[plan])
         return text
 
     async def build(self, conn: AsyncConnection[Any], tile: TileXYZ) -> bytes:
         """The layer's MVT for one tile; empty outside the layer's zoom range."""
         if not self.min_zoom <= tile.z <= self.max_zoom:
             return b""
-        cur = await conn.execute(self.sql_for(conn, tile.z), tile_params(tile), prepare=True, binary=True)
+        cur = await conn.execute(self.sql_for(tile.z), tile_params(tile), prepare=True, binary=True)
         row = await cur.fetchone()
         return bytes(row[0]) if row and row[0] else b""
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-from layers.catalog import Layer
+from layers.catalogue.records import Layer
 from tiles.mvt import CLUSTER_COUNT
 from tiles.source import TileSources
 

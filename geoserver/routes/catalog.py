@@ -11,14 +11,15 @@ from fastapi.responses import StreamingResponse
 
 from geoserver import i18n
 from geoserver.auth import PrincipalDep
+from geoserver.media import JSON_LD
 from geoserver.responses import base_url, caching, json_response, negotiate
 from geoserver.state import StateDep
-from layers import dcat, downloads
-from layers.catalog import ANONYMOUS, Layer
+from layers.catalogue.records import Layer
+from layers.catalogue.visibility import ANONYMOUS
 from layers.errors import NotFound
+from layers.queries import dcat, downloads
 
 router = APIRouter(tags=["catalogue"])
-JSON_LD = "application/ld+json"
 
 
 @router.get("/catalog", summary="The open data catalogue (DCAT, JSON-LD)", response_class=Response)
@@ -44,11 +45,12 @@ def _disposition(layer: Layer, suffix: str) -> str:
 async def download(collectionId: str, fmt: str, request: Request, state: StateDep, principal: PrincipalDep) -> Response:  # noqa: N803
     """GeoJSON, CSV or GeoPackage of every feature (public fields only), streamed in bounded memory."""
     layer = state.registry.resolve(collectionId, principal)
-    if fmt not in downloads.FORMATS:
-        raise NotFound(f"no download format {fmt[:20]!r}; use one of {', '.join(downloads.FORMATS)}", parameter="fmt")
+    chosen = downloads.BY_SUFFIX.get(fmt)
+    if chosen is None:
+        raise NotFound(f"no download format {fmt[:20]!r}; use one of {', '.join(downloads.BY_SUFFIX)}", parameter="fmt")
     negotiate(request, allowed=(), html=False)
-    media_type, suffix = downloads.FORMATS[fmt]
-    headers = {**caching(layer.is_public), "Content-Disposition": _disposition(layer, suffix)}
+    media_type = chosen.content_type
+    headers = {**caching(layer.is_public), "Content-Disposition": _disposition(layer, chosen.suffix)}
     if fmt == "gpkg":
         async with state.pool.connection() as conn:
             handle = await downloads.build_geopackage(conn, layer)

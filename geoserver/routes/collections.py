@@ -9,27 +9,20 @@ from fastapi import APIRouter, Request, Response
 
 from geoserver import html, i18n
 from geoserver.auth import PrincipalDep
-from geoserver.responses import GEOJSON, HTML, JSON, base_url, json_response, link, negotiate, self_links
+from geoserver.media import GEOJSON, HTML, JSON, JSON_LD, SCHEMA_JSON
+from geoserver.responses import base_url, json_response, link, negotiate, self_links
 from geoserver.state import StateDep
-from layers import crs as crs_mod
-from layers.catalog import Layer
-from layers.cql import GEOMETRY_PROPERTY
-from layers.queries import field_kind
+from layers.catalogue.fieldtypes import JSON_SCHEMA
+from layers.catalogue.records import Layer
+from layers.queries import crs as crs_mod
+from layers.queries.cql import GEOMETRY_PROPERTY
+from layers.queries.downloads import DOWNLOADS
+from layers.queries.times import iso
 
 router = APIRouter(tags=["collections"])
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 TILESETS_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
-DOWNLOADS = (
-    ("geojson", GEOJSON, "GeoJSON"),
-    ("csv", "text/csv", "CSV"),
-    ("gpkg", "application/geopackage+sqlite3", "GeoPackage"),
-)
-_JSON_SCHEMA = {
-    "integer": {"type": "integer"}, "number": {"type": "number"}, "string": {"type": "string"},
-    "boolean": {"type": "boolean"}, "datetime": {"type": "string", "format": "date-time"},
-    "date": {"type": "string", "format": "date"}, "object": {"type": "object"}, "other": {},
-}  # fmt: skip
 _GEOMETRY_FORMATS = {
     "Point": "geometry-point", "MultiPoint": "geometry-multipoint", "LineString": "geometry-linestring",
     "MultiLineString": "geometry-multilinestring", "Polygon": "geometry-polygon",
@@ -43,7 +36,7 @@ def collection_url(base: str, layer: Layer) -> str:
 
 
 def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+    return iso(value) if value is not None else None
 
 
 def collection_document(layer: Layer, base: str, lang: str) -> dict[str, Any]:
@@ -55,13 +48,14 @@ def collection_document(layer: Layer, base: str, lang: str) -> dict[str, Any]:
         link(f"{url}?f=html", "alternate", HTML, t(lang, "as_html")),
         link(f"{url}/items", "items", GEOJSON, t(lang, "items")),
         link(f"{url}/items?f=html", "items", HTML, t(lang, "items")),
-        link(f"{url}/queryables", QUERYABLES_REL, "application/schema+json", t(lang, "queryables")),
+        link(f"{url}/queryables", QUERYABLES_REL, SCHEMA_JSON, t(lang, "queryables")),
         link(f"{url}/tiles", TILESETS_REL, JSON, t(lang, "tiles")),
     ]
     if layer.license_url:
         links.append(link(layer.license_url, "license", HTML, layer.license_name))
-    for suffix, media_type, name in DOWNLOADS:
-        links.append(link(f"{url}/download.{suffix}", "enclosure", media_type, f"{t(lang, 'download')} ({name})"))
+    for download in DOWNLOADS:
+        name, href = download.name, f"{url}/download.{download.suffix}"
+        links.append(link(href, "enclosure", download.media_type, f"{t(lang, 'download')} ({name})"))
     doc: dict[str, Any] = {
         "id": layer.id,
         "title": layer.title_in(lang),
@@ -100,7 +94,7 @@ async def collections(request: Request, state: StateDep, principal: PrincipalDep
     doc = {
         "links": [
             *self_links(request, lang),
-            link(f"{base}/catalog", "describedby", "application/ld+json", i18n.text(lang, "catalog")),
+            link(f"{base}/catalog", "describedby", JSON_LD, i18n.text(lang, "catalog")),
         ],
         "collections": [collection_document(layer, base, lang) for layer in layers],
         "crs": [c.uri for c in crs_mod.SUPPORTED],
@@ -139,7 +133,7 @@ async def queryables(collectionId: str, request: Request, state: StateDep, princ
         }
     }
     for item in layer.fields:
-        schema: dict[str, Any] = {"title": item.name, **_JSON_SCHEMA[field_kind(item)]}
+        schema: dict[str, Any] = {"title": item.name, **JSON_SCHEMA[item.kind]}
         description = (item.description or {}).get(asked.lang)
         if description:
             schema["description"] = description
@@ -160,4 +154,4 @@ async def queryables(collectionId: str, request: Request, state: StateDep, princ
         "properties": properties,
         "additionalProperties": False,
     }
-    return json_response(doc, public=layer.is_public, lang=asked.lang, media_type="application/schema+json")
+    return json_response(doc, public=layer.is_public, lang=asked.lang, media_type=SCHEMA_JSON)

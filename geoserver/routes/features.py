@@ -12,23 +12,16 @@ from fastapi.responses import StreamingResponse
 
 from geoserver import html, i18n
 from geoserver.auth import PrincipalDep
-from geoserver.responses import (
-    GEOJSON,
-    HTML,
-    JSON,
-    base_url,
-    caching,
-    link,
-    pick_format,
-    pick_language,
-    url_with,
-)
+from geoserver.media import GEOJSON, HTML, JSON
+from geoserver.params import check_known, parse_items, single_values
+from geoserver.responses import base_url, caching, link, pick_format, pick_language, url_with
 from geoserver.routes.collections import collection_url
 from geoserver.state import AppState, StateDep
-from layers import features
-from layers.catalog import Layer
+from layers.catalogue.records import Layer
 from layers.errors import NotFound
-from layers.parameters import ItemsQuery, check_known, parse_items, single_values
+from layers.queries import features
+from layers.queries.items import ItemsQuery
+from layers.queries.times import iso
 
 router = APIRouter(tags=["features"])
 ITEM_PARAMETERS = ("f", "lang", "crs")
@@ -53,14 +46,11 @@ def _links(request: Request, layer: Layer, query: ItemsQuery, returned: int, mat
     return links
 
 
-def _timestamp() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _tail(links: list[Any], matched: int, returned: int) -> bytes:
+    stamp = iso(datetime.now(UTC).replace(microsecond=0))
     return (
         b'],"numberMatched":' + str(matched).encode() + b',"numberReturned":' + str(returned).encode()
-        + b',"timeStamp":"' + _timestamp().encode() + b'","links":' + orjson.dumps(links) + b"}"
+        + b',"timeStamp":"' + stamp.encode() + b'","links":' + orjson.dumps(links) + b"}"
     )  # fmt: skip
 
 

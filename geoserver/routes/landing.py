@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 
 from geoserver import html, i18n
 from geoserver.conformance import conformance
-from geoserver.openapi import OPENAPI_TYPE
-from geoserver.responses import HTML, JSON, base_url, json_response, link, negotiate, self_links
+from geoserver.media import HTML, JSON, JSON_LD, OPENAPI_JSON
+from geoserver.responses import base_url, json_response, link, negotiate, self_links
 
 router = APIRouter(tags=["capabilities"])
 TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
@@ -26,14 +26,14 @@ async def landing(request: Request) -> Response:
         "description": t(lang, "description"),
         "links": [
             *self_links(request, lang),
-            link(f"{base}/api", "service-desc", OPENAPI_TYPE, t(lang, "api")),
+            link(f"{base}/api", "service-desc", OPENAPI_JSON, t(lang, "api")),
             link(f"{base}/docs", "service-doc", HTML, t(lang, "api_doc")),
             link(f"{base}/conformance", "conformance", JSON, t(lang, "conformance")),
             link(f"{base}/conformance", CONFORMANCE_REL, JSON, t(lang, "conformance")),
             link(f"{base}/collections", "data", JSON, t(lang, "collections")),
             link(f"{base}/collections", DATA_REL, JSON, t(lang, "collections")),
             link(f"{base}/tileMatrixSets", TILING_SCHEMES, JSON, t(lang, "tiling_schemes")),
-            link(f"{base}/catalog", "describedby", "application/ld+json", t(lang, "catalog")),
+            link(f"{base}/catalog", "describedby", JSON_LD, t(lang, "catalog")),
             link(f"{base}/health", "health", JSON, t(lang, "health")),
             link(f"{base}/ready", "ready", JSON, t(lang, "ready")),
         ],

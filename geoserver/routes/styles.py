@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from geoserver.auth import PrincipalDep
+from geoserver.media import STYLE_JSON
 from geoserver.responses import base_url, json_response
 from geoserver.state import StateDep
 from layers.errors import NotFound
@@ -39,7 +40,7 @@ async def styles(request: Request) -> dict[str, Any]:
                     {
                         "rel": "stylesheet",
                         "href": f"{base}/styles/{STYLE_ID}-{lang}.json",
-                        "type": "application/vnd.mapbox.style+json",
+                        "type": STYLE_JSON,
                     }
                 ],
             }

@@ -7,17 +7,18 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from geoserver.auth import PrincipalDep
+from geoserver.media import JSON, MVT
 from geoserver.negotiation import weighted
-from geoserver.responses import PUBLIC_MAX_AGE_S, base_url, json_response
+from geoserver.responses import PRIVATE, PUBLIC_MAX_AGE_S, base_url, json_response
 from geoserver.state import AppState, StateDep
-from layers.catalog import Layer, Principal
+from layers.catalogue.records import Layer
+from layers.catalogue.visibility import Principal
 from layers.errors import InvalidParameter
 from tiles import grids
 from tiles.service import TileResult, get_tile
 from tiles.tilejson import tilejson
 
 router = APIRouter(tags=["tiles"])
-MVT = "application/vnd.mapbox-vector-tile"
 TILE_SUFFIXES = (".pbf", ".mvt")
 
 
@@ -25,21 +26,13 @@ def privacy_headers(public: bool) -> dict[str, str]:
     """Shared caches may keep public answers; anything non-public is for this caller only."""
     if public:
         return {"Cache-Control": f"public, max-age={PUBLIC_MAX_AGE_S}"}
-    return {"Cache-Control": "private, no-store", "Vary": "Authorization"}
+    return {"Cache-Control": PRIVATE, "Vary": "Authorization"}
 
 
 def resolve_layers(state: AppState, principal: Principal, names: str) -> list[Layer]:
-    """A comma-separated layer list, de-duplicated in order, capped, each resolved for the caller."""
-    wanted: list[str] = []
-    for name in names.split(","):
-        if not name:
-            raise InvalidParameter("the layer list has an empty name", parameter="layers")
-        if name not in wanted:
-            wanted.append(name)
+    """A comma-separated layer list, de-duplicated in order, capped, each resolved for the caller (404 if not)."""
     cap = state.settings.max_composite_layers
-    if len(wanted) > cap:
-        raise InvalidParameter(f"a composite tile holds at most {cap} layers", parameter="layers")
-    return [state.registry.resolve(name, principal) for name in wanted]
+    return state.registry.resolve_many(names.split(","), principal, cap=cap, parameter="layers")
 
 
 def _accepts_gzip(request: Request) -> bool:
@@ -118,7 +111,7 @@ async def tile_matrix_sets(request: Request) -> dict[str, Any]:
                 "id": tms_id,
                 "title": grids.get_tms(tms_id).title or tms_id,
                 "uri": str(grids.get_tms(tms_id).uri),
-                "links": [{"rel": "self", "href": f"{base}/tileMatrixSets/{tms_id}", "type": "application/json"}],
+                "links": [{"rel": "self", "href": f"{base}/tileMatrixSets/{tms_id}", "type": JSON}],
             }
             for tms_id in grids.SUPPORTED_TMS
         ]
@@ -130,7 +123,7 @@ async def tile_matrix_set(tms_id: str, request: Request) -> dict[str, Any]:
     """The tiling scheme's definition (OGC Two Dimensional Tile Matrix Set 2.0)."""
     tms = grids.get_tms(tms_id)
     doc: dict[str, Any] = tms.model_dump(mode="json", exclude_none=True)
-    doc["links"] = [{"rel": "self", "href": f"{base_url(request)}/tileMatrixSets/{tms_id}", "type": "application/json"}]
+    doc["links"] = [{"rel": "self", "href": f"{base_url(request)}/tileMatrixSets/{tms_id}", "type": JSON}]
     return doc
 
 
@@ -143,11 +136,11 @@ def _tileset(layer: Layer, tms_id: str, base: str) -> dict[str, Any]:
         "crs": str(tms.crs.root if hasattr(tms.crs, "root") else tms.crs),
         "tileMatrixSetURI": str(tms.uri),
         "links": [
-            {"rel": "self", "href": root, "type": "application/json"},
+            {"rel": "self", "href": root, "type": JSON},
             {
                 "rel": "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
                 "href": f"{base}/tileMatrixSets/{tms_id}",
-                "type": "application/json",
+                "type": JSON,
             },
             {
                 "rel": "item",
@@ -168,7 +161,7 @@ async def collection_tilesets(
     base = base_url(request)
     doc = {
         "tilesets": [_tileset(layer, tms_id, base) for tms_id in grids.SUPPORTED_TMS],
-        "links": [{"rel": "self", "href": f"{base}/collections/{layer.id}/tiles", "type": "application/json"}],
+        "links": [{"rel": "self", "href": f"{base}/collections/{layer.id}/tiles", "type": JSON}],
     }
     return json_response(doc, public=layer.is_public)
 

@@ -22,9 +22,9 @@ import pyogrio
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.register import publish_table
-from tests.conftest import die_with_parent
-from tests.layers.helpers import drop_layer, manifest
+from layers.ingest.in_place import publish_table
+from tests.support.cluster import die_with_parent
+from tests.support.layers import drop_layer, manifest
 
 REQUEST_FIELDS = ["request_id", "service_code", "status", "requested_at", "closed_at"]
 BIG_LAYER = "a million points"

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from geoserver.cluster import EmbeddedCluster
-from tests.conftest import make_shared_dir
+from tests.support.cluster import make_shared_dir
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from layers.catalog import ANONYMOUS
-from layers.ingest import load_file
-from tests.layers.helpers import drop_layer, manifest, point, write_geojson
+from layers.catalogue.visibility import ANONYMOUS
+from layers.ingest.load import load_file
+from tests.support.layers import drop_layer, manifest, point, write_geojson
 
 
 def test_the_app_holds_every_demo_layer_with_its_category(client: TestClient, demo_city: dict[str, str]) -> None:

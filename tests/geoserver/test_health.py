@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from geoserver.app import create_app
 from geoserver.cluster import EmbeddedCluster
 from geoserver.settings import Settings
-from tests.conftest import running_cluster
+from tests.support.cluster import running_cluster
 
 
 def _settings(tmp: Path) -> Settings:
@@ -62,7 +62,7 @@ def own_cluster() -> Iterator[EmbeddedCluster]:
 
 
 def test_ready_recovers_by_itself_when_the_database_comes_back(own_cluster: EmbeddedCluster, tmp_path: Path) -> None:
-    from layers.migrate import upgrade
+    from layers.catalogue.migrate import upgrade
 
     url = own_cluster.url()
     upgrade(url)

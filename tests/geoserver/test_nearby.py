@@ -11,14 +11,14 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from geoserver.app import create_app
-from geoserver.routes.nearby import cursor_key
-from layers.catalog import Principal
-from layers.ingest import load_file
-from layers.tokens import create_token
-from tests.conftest import DEMO_NOW
-from tests.layers.helpers import drop_layer, manifest, point, write_geojson
+from geoserver.keys import key_file
+from layers.access.tokens import create_token
+from layers.catalogue.visibility import Principal
+from layers.ingest.load import load_file
+from tests.support.layers import DEMO_NOW, drop_layer, manifest, point, write_geojson
 
 DOWNTOWN: dict[str, Any] = {"lon": -114.07, "lat": 51.05}
 PRIVATE_FIELDS = ("staff_notes", "organizer_email", "requester_contact", "office_phone_internal", "assessed_value")
@@ -267,11 +267,11 @@ def test_the_openapi_document_declares_every_parameter_with_its_limits(client: T
 
 def test_the_cursor_key_is_shared_by_every_worker_of_a_data_directory(tmp_path: Path) -> None:
     path = tmp_path / "keys" / "nearby-cursor.key"
-    first, second = cursor_key(path), cursor_key(path)
+    first, second = key_file(path), key_file(path)
     assert first == second and len(first) == 32 and path.stat().st_mode & 0o777 == 0o600
     (tmp_path / "a file").write_text("not a directory")
     unwritable = tmp_path / "a file" / "nearby-cursor.key"
-    assert len(cursor_key(unwritable)) == 32 and cursor_key(unwritable) != cursor_key(unwritable)
+    assert len(key_file(unwritable)) == 32 and key_file(unwritable) != key_file(unwritable)
 
 
 def test_a_next_link_made_by_one_worker_works_on_another(client: TestClient, database_url: str) -> None:
@@ -305,7 +305,9 @@ def test_a_shared_cursor_secret_works_across_data_directories(
 
     secret = "x" * 8 + "a-long-random-value-shared-by-machines"
     apps = [
-        create_app(Settings(data_dir=tmp_path / name, cursor_secret=secret, connect_timeout_s=2), database_url)
+        create_app(
+            Settings(data_dir=tmp_path / name, cursor_secret=SecretStr(secret), connect_timeout_s=2), database_url
+        )
         for name in ("machine-a", "machine-b")
     ]
     with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
@@ -320,4 +322,4 @@ def test_a_shared_cursor_secret_works_across_data_directories(
         assert client.get(href).status_code == 400  # signed with another key: refused
     for placeholder in ("changeme", "short"):
         with pytest.raises(ValidationError):
-            Settings(cursor_secret=placeholder)
+            Settings(cursor_secret=SecretStr(placeholder))

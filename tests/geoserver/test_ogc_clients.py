@@ -11,8 +11,9 @@ import psycopg
 import pytest
 from owslib.ogcapi.features import Features
 
-from layers.catalog import ANONYMOUS, Registry
-from tests.conftest import LiveServer
+from layers.catalogue.visibility import ANONYMOUS
+from tests.support.layers import fresh_registry
+from tests.support.servers import LiveServer
 
 GDAL_ENV = {"PATH": "/usr/bin:/bin", "GDAL_HTTP_TIMEOUT": "60", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ""}
 
@@ -25,7 +26,7 @@ def _gdal(*args: str) -> str:
 
 def _db_counts(database_url: str) -> dict[str, int]:
     with psycopg.connect(database_url) as conn:
-        layers = Registry.load(conn).visible(ANONYMOUS)
+        layers = fresh_registry(database_url).visible(ANONYMOUS)
         return {
             layer.id: conn.execute(psycopg.sql.SQL("SELECT count(*) FROM {}").format(layer.table)).fetchone()[0]  # type: ignore[index]
             for layer in layers

@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-from layers.catalog import Principal
-from layers.ingest import load_file
-from layers.parameters import MAX_LIMIT
-from layers.tokens import create_token
-from tests.layers.helpers import drop_layer, manifest, point, write_geojson
+from layers.access.tokens import create_token
+from layers.catalogue.visibility import Principal
+from layers.ingest.load import load_file
+from layers.limits import MAX_LIMIT
+from tests.support.layers import drop_layer, manifest, point, write_geojson
 
 GROUP_LAYER = "friends' garden plots"
 GROUP = "friends"

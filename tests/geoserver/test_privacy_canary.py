@@ -22,10 +22,11 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
 
-from layers.catalog import ANONYMOUS, Layer, Registry
-from layers.manifest import load_city_manifests
-from layers.register import publish_table
-from tests.layers.helpers import drop_layer
+from layers.catalogue.manifest import load_city_manifests
+from layers.catalogue.records import Layer
+from layers.catalogue.visibility import ANONYMOUS
+from layers.ingest.in_place import publish_table
+from tests.support.layers import drop_layer, fresh_registry
 
 CANARY_TEXT = "CANARY-7e3f91"
 CANARY_NUMBER = 770077007  # digits that appear in no demo value
@@ -57,9 +58,9 @@ def canaries(database_url: str, demo_city: dict[str, str]) -> Iterator[dict[str,
     copies: dict[str, Layer] = {}
     private_names: set[str] = set()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        registry = Registry.load(conn)
+        catalogue = fresh_registry(database_url)
         for layer_id in demo_city:
-            layer = registry.resolve(layer_id, ANONYMOUS)
+            layer = catalogue.resolve(layer_id, ANONYMOUS)
             private = conn.execute(
                 "SELECT name, data_type FROM geoserver.layer_fields WHERE layer_id = %s AND NOT is_public", [layer_id]
             ).fetchall()

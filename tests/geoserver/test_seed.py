@@ -8,7 +8,7 @@ import urllib.request
 
 import morecantile
 
-from tests.conftest import LiveServer
+from tests.support.servers import LiveServer
 
 
 def test_seed_builds_every_tile_and_the_server_then_serves_them_from_cache(live_server: LiveServer) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from geoserver.cluster import EmbeddedCluster
-from tests.conftest import die_with_parent, make_shared_dir
+from tests.support.cluster import die_with_parent, make_shared_dir
 
 DEMO_LAYERS = {
     "wards": "boundaries",

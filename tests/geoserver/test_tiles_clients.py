@@ -12,7 +12,7 @@ import morecantile
 import psycopg
 import pytest
 
-from tests.conftest import LiveServer
+from tests.support.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPLIBRE = ROOT / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.js"

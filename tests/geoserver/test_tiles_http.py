@@ -8,10 +8,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.catalog import ANONYMOUS
-from layers.ingest import load_file
-from layers.tokens import create_token
-from tests.layers.helpers import manifest, point, write_geojson
+from layers.access.tokens import create_token
+from layers.catalogue.visibility import ANONYMOUS
+from layers.ingest.load import load_file
+from tests.support.layers import manifest, point, write_geojson
 
 DOWNTOWN = (-114.0719, 51.0447)
 PRIVATE_NAMES = (

@@ -17,7 +17,7 @@ import morecantile
 import psycopg
 import pytest
 
-from tests.conftest import die_with_parent
+from tests.support.cluster import die_with_parent
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 

@@ -8,11 +8,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from layers.catalog import ANONYMOUS, Principal, Registry
+from layers.catalogue.visibility import ANONYMOUS, Principal
 from layers.errors import InvalidParameter, LayerNotFound
-from layers.ingest import load_file
-from layers.queries import features_query
-from tests.layers.helpers import drop_layer, manifest, point, write_geojson
+from layers.ingest.load import load_file
+from tests.support.layers import drop_layer, features_query, fresh_registry, manifest, point, write_geojson
 
 CANARY = "CANARY-7f3a-private"
 PRIVATE_FIELDS = ("requester_contact", "Internal Notes")
@@ -36,7 +35,7 @@ def private_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_private_fields_never_enter_the_layer_record(conn: psycopg.Connection, private_layer: str) -> None:
-    layer = Registry.load(conn).resolve(private_layer, ANONYMOUS)
+    layer = fresh_registry(conn).resolve(private_layer, ANONYMOUS)
     assert layer.field_names == ("code", "status")
     query, _ = features_query(layer, limit=1)
     dumped = repr(dataclasses.asdict(layer)) + repr(layer) + query.decode()
@@ -46,7 +45,7 @@ def test_private_fields_never_enter_the_layer_record(conn: psycopg.Connection, p
 
 
 def test_private_fields_are_never_selected(conn: psycopg.Connection, private_layer: str) -> None:
-    layer = Registry.load(conn).resolve(private_layer, ANONYMOUS)
+    layer = fresh_registry(conn).resolve(private_layer, ANONYMOUS)
     query, params = features_query(layer, limit=100)
     rows = conn.execute(query, params).fetchall()
     assert len(rows) == 20
@@ -61,7 +60,7 @@ def test_private_fields_are_never_selected(conn: psycopg.Connection, private_lay
 
 
 def test_private_and_unknown_fields_are_refused_alike(conn: psycopg.Connection, private_layer: str) -> None:
-    layer = Registry.load(conn).resolve(private_layer, ANONYMOUS)
+    layer = fresh_registry(conn).resolve(private_layer, ANONYMOUS)
     with pytest.raises(InvalidParameter) as private:
         layer.field("requester_contact")
     with pytest.raises(InvalidParameter) as unknown:
@@ -89,21 +88,21 @@ def group_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_an_invisible_layer_resolves_exactly_like_a_missing_one(
     conn: psycopg.Connection, group_layer: str, principal: Principal
 ) -> None:
-    registry = Registry.load(conn)
+    catalogue = fresh_registry(conn)
     with pytest.raises(LayerNotFound) as hidden:
-        registry.resolve(group_layer, principal)
+        catalogue.resolve(group_layer, principal)
     with pytest.raises(LayerNotFound) as missing:
-        registry.resolve("no such layer", principal)
+        catalogue.resolve("no such layer", principal)
     assert type(hidden.value) is type(missing.value)
     assert hidden.value.message.replace(group_layer, "X") == missing.value.message.replace("no such layer", "X")
-    assert group_layer not in [layer.id for layer in registry.visible(principal)]
+    assert group_layer not in [layer.id for layer in catalogue.visible(principal)]
 
 
 def test_members_and_staff_see_a_group_layer(conn: psycopg.Connection, group_layer: str) -> None:
-    registry = Registry.load(conn)
+    catalogue = fresh_registry(conn)
     member = Principal(subject="ann", groups=frozenset({"bowness-community"}))
     staff = Principal(subject="gis", is_staff=True)
-    assert registry.resolve(group_layer, member).group_id == "bowness-community"
-    assert registry.resolve(group_layer, staff).id == group_layer
-    assert group_layer in [layer.id for layer in registry.visible(member)]
-    assert group_layer not in [layer.id for layer in registry.visible(ANONYMOUS)]
+    assert catalogue.resolve(group_layer, member).group_id == "bowness-community"
+    assert catalogue.resolve(group_layer, staff).id == group_layer
+    assert group_layer in [layer.id for layer in catalogue.visible(member)]
+    assert group_layer not in [layer.id for layer in catalogue.visible(ANONYMOUS)]

@@ -12,17 +12,18 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from layers import cql
-from layers.catalog import ANONYMOUS, Layer, Registry
-from layers.crs import CRS84, EPSG_3776, EPSG_4326
+from layers.catalogue.records import Layer
+from layers.catalogue.visibility import ANONYMOUS
 from layers.errors import InvalidParameter
-from layers.queries import Binder
+from layers.queries import cql
+from layers.queries.crs import CRS84, EPSG_3776, EPSG_4326
+from layers.sqlcompose import Binder, render
+from tests.support.layers import fresh_registry
 
 
 @pytest.fixture(scope="module")
 def requests(database_url: str, demo_city: dict[str, str]) -> Layer:
-    with psycopg.connect(database_url) as conn:
-        return Registry.load(conn).resolve("service_requests", ANONYMOUS)
+    return fresh_registry(database_url).resolve("service_requests", ANONYMOUS)
 
 
 def matched(database_url: str, layer: Layer, text: str, lang: str = "cql2-text", crs: Any = CRS84) -> int:
@@ -31,7 +32,7 @@ def matched(database_url: str, layer: Layer, text: str, lang: str = "cql2-text",
     condition = cql.to_sql(cql.parse(text, lang), layer, bind=bind, filter_crs=crs)
     statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(layer.table, condition)
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(bind.render(statement), bind.params).fetchone()
+        row = conn.execute(render(statement), bind.params_for(render(statement))).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -158,7 +159,7 @@ def test_deeply_nested_or_huge_filters_are_refused_without_crashing(requests: La
     # crash fails this test instead of the whole run.
     code = (
         "import sys\n"
-        "from layers import cql\n"
+        "from layers.queries import cql\n"
         "from layers.errors import InvalidParameter\n"
         "try:\n"
         "    cql.parse(sys.stdin.read())\n"

@@ -18,7 +18,7 @@ import shapely
 from shapely.geometry import Point
 
 from layers import demo
-from layers.manifest import LayerManifest, load_city_manifests
+from layers.catalogue.manifest import LayerManifest, load_city_manifests
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 17, tzinfo=UTC)

@@ -13,13 +13,18 @@ import psycopg
 import pytest
 from pyproj import Transformer
 
-from layers import features
-from layers.catalog import ANONYMOUS, Layer, Registry
-from layers.crs import CRS84, EPSG_3776, EPSG_3857, EPSG_4326, parse_crs
+from geoserver.params import parse_items
+from layers.catalogue.records import Layer
+from layers.catalogue.registry import Registry
+from layers.catalogue.visibility import ANONYMOUS
 from layers.errors import InvalidParameter
-from layers.ingest import load_file
-from layers.parameters import MAX_LIMIT, ItemsQuery, parse_datetime, parse_items
-from tests.layers.helpers import drop_layer, manifest, point, write_geojson
+from layers.ingest.load import load_file
+from layers.limits import MAX_LIMIT
+from layers.queries import features
+from layers.queries.crs import CRS84, EPSG_3776, EPSG_3857, EPSG_4326, parse_crs
+from layers.queries.items import ItemsQuery
+from layers.queries.times import parse_interval
+from tests.support.layers import drop_layer, fresh_registry, manifest, point, write_geojson
 
 T = TypeVar("T")
 HOSTILE_ID = 'odd "layer" o\'k'
@@ -69,8 +74,7 @@ def registry(
     database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Registry]:
     load_hostile_layer(database_url, tmp_path_factory.mktemp("hostile"))
-    with psycopg.connect(database_url) as conn:
-        yield Registry.load(conn)
+    yield fresh_registry(database_url)
     drop_layer(database_url, HOSTILE_ID)
 
 
@@ -142,12 +146,12 @@ def test_limit_is_clamped_to_the_declared_maximum(requests: Layer) -> None:
 
 
 def test_datetime_forms() -> None:
-    instant = parse_datetime("2026-07-15T18:00:00Z")
+    instant = parse_interval("2026-07-15T18:00:00Z")
     assert instant.start == instant.end == datetime(2026, 7, 15, 18, tzinfo=UTC)
-    open_start = parse_datetime("../2026-07-15T18:00:00+02:00")
+    open_start = parse_interval("../2026-07-15T18:00:00+02:00")
     assert open_start.start is None and open_start.end == datetime(2026, 7, 15, 16, tzinfo=UTC)
-    assert parse_datetime("2026-07-15T18:00:00Z/").end is None
-    day = parse_datetime("2026-07-15")
+    assert parse_interval("2026-07-15T18:00:00Z/").end is None
+    day = parse_interval("2026-07-15")
     assert day.start == datetime(2026, 7, 15, tzinfo=UTC) and day.end is not None and day.end.day == 15
 
 
@@ -345,7 +349,7 @@ def test_number_matched_follows_direct_edits(database_url: str, tmp_path: Path) 
     load_file(database_url, m, write_geojson(tmp_path / "e.geojson", [({"name": "a"}, point(-114.0, 51.0))]))
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
-            layer = Registry.load(conn).resolve("edited counts", ANONYMOUS)
+            layer = fresh_registry(database_url).resolve("edited counts", ANONYMOUS)
             conn.execute(
                 'INSERT INTO layer_data."edited counts" (fid, name, geom) '
                 "SELECT g, 'b', ST_SetSRID(ST_MakePoint(-114.0, 51.0), 4326) FROM generate_series(2, 6) AS g"

@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from layers.hours import DAYS, InvalidSchedule, Schedule, local_instant, open_now, parse_cached, parse_schedule, status
+from layers.queries.hours import (
+    DAYS,
+    InvalidSchedule,
+    Schedule,
+    local_instant,
+    open_now,
+    parse_cached,
+    parse_schedule,
+    status,
+)
 
 EDMONTON = ZoneInfo("America/Edmonton")
 

@@ -10,18 +10,17 @@ import psycopg
 import pytest
 from shapely.geometry import Point, Polygon
 
-from layers import ingest
-from layers.catalog import ANONYMOUS, Registry
+from layers.catalogue.visibility import ANONYMOUS
 from layers.errors import IngestError
-from layers.ingest import load_file
-from layers.queries import features_query
-from tests.layers.helpers import manifest, point, write_geojson
+from layers.ingest import load as ingest
+from layers.ingest.load import load_file
+from tests.support.layers import features_query, fresh_registry, manifest, point, write_geojson
 
 CALGARY = (-114.07, 51.05)
 
 
 def _rows(conn: psycopg.Connection, layer_id: str) -> list[tuple]:
-    layer = Registry.load(conn).resolve(layer_id, ANONYMOUS)
+    layer = fresh_registry(conn).resolve(layer_id, ANONYMOUS)
     query, params = features_query(layer, limit=1000)
     return conn.execute(query, params).fetchall()
 
@@ -35,7 +34,7 @@ def test_load_creates_managed_table_with_3857_column_and_gist_indexes(
     )
     result = load_file(database_url, manifest("idx_points", ["name", "n"]), path)
     assert result.feature_count == 5 and result.version == 1
-    layer = Registry.load(conn).resolve("idx_points", ANONYMOUS)
+    layer = fresh_registry(conn).resolve("idx_points", ANONYMOUS)
     assert layer.geometry_3857_column == "geom_3857" and layer.geometry_type == "Point"
     srid = conn.execute(
         "SELECT ST_SRID(geom_3857), ST_X(geom_3857) FROM layer_data.idx_points ORDER BY fid LIMIT 1"
@@ -87,7 +86,7 @@ def test_failure_half_way_leaves_the_previous_version_intact(
         load_file(database_url, m, v2)
     monkeypatch.undo()
     assert [r[2]["name"] for r in _rows(conn, "kept")] == ["v1"]
-    assert Registry.load(conn).resolve("kept", ANONYMOUS).version == 1
+    assert fresh_registry(conn).resolve("kept", ANONYMOUS).version == 1
     leftovers = conn.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load\\_%'"
     )
@@ -194,7 +193,7 @@ def test_hostile_layer_and_field_names_load_and_resolve(
     props = {name: f"value of {name}" for name in HOSTILE_FIELDS}
     path = write_geojson(tmp_path / "hostile.geojson", [(props, point(*CALGARY))])
     load_file(database_url, manifest(HOSTILE_LAYER, HOSTILE_FIELDS), path)
-    layer = Registry.load(conn).resolve(HOSTILE_LAYER, ANONYMOUS)
+    layer = fresh_registry(conn).resolve(HOSTILE_LAYER, ANONYMOUS)
     assert layer.table_name == HOSTILE_LAYER
     assert set(layer.field_names) == set(HOSTILE_FIELDS)
     (row,) = _rows(conn, HOSTILE_LAYER)
@@ -213,11 +212,11 @@ def test_hostile_names_in_a_published_table_resolve(database_url: str, conn: psy
         'INSERT INTO "City Data"."Odd ""Table"" Name" VALUES (1, \'Bow River\', \'CANARY-TABLE\', '
         "ST_SetSRID(ST_MakePoint(-114.07, 51.05), 4326))"
     )
-    from layers.register import publish_table
+    from layers.ingest.in_place import publish_table
 
     m = manifest("published odd", ["Full Name"], id_field="gid", source={"table": 'City Data.Odd "Table" Name'})
     publish_table(database_url, m)
-    layer = Registry.load(conn).resolve("published odd", ANONYMOUS)
+    layer = fresh_registry(conn).resolve("published odd", ANONYMOUS)
     assert layer.source_kind == "table" and layer.geometry_3857_column is None
     (row,) = _rows(conn, "published odd")
     assert row[0] == 1 and row[2] == {"Full Name": "Bow River"}
@@ -253,7 +252,7 @@ def test_a_load_killed_half_way_leaves_the_previous_version_intact(
 ) -> None:
     import multiprocessing
 
-    from layers.publish import Job, publish_in_subprocess
+    from layers.ingest.publish import Job, publish_in_subprocess
 
     m = manifest("killed", ["name"])
     load_file(database_url, m, write_geojson(tmp_path / "v1.geojson", [({"name": "v1"}, point(*CALGARY))]))
@@ -262,7 +261,7 @@ def test_a_load_killed_half_way_leaves_the_previous_version_intact(
         out.write("name,lon,lat\n")
         for i in range(300_000):
             out.write(f"row {i},{-114.2 + (i % 1000) / 5000},{50.9 + (i // 1000) / 1000}\n")
-    killed = []
+    killed: list[int] = []
 
     def kill_during_copy(layer: str, stage: str, done: int, total: int) -> None:
         if stage == "copy" and not killed:
@@ -274,7 +273,7 @@ def test_a_load_killed_half_way_leaves_the_previous_version_intact(
         publish_in_subprocess(database_url, [Job(m, file=big)], progress=kill_during_copy)
     assert killed and killed[0] < 300_000
     assert [r[2]["name"] for r in _rows(conn, "killed")] == ["v1"]
-    assert Registry.load(conn).resolve("killed", ANONYMOUS).version == 1
+    assert fresh_registry(conn).resolve("killed", ANONYMOUS).version == 1
     leftovers = conn.execute(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load\\_%'"
     )

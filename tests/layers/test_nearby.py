@@ -15,12 +15,14 @@ import pytest
 import shapely
 from pyproj import Geod
 
-from layers import hours
-from layers.catalog import ANONYMOUS, Principal, Registry
-from layers.errors import InvalidParameter
-from layers.ingest import load_file
-from layers.nearby import CursorKey, Here, NearbyQuery, NearbyService, Page, fingerprint, resolve_layers
-from tests.layers.helpers import drop_layer, manifest, point, write_geojson
+from layers.catalogue.registry import Registry
+from layers.catalogue.visibility import ANONYMOUS, Principal
+from layers.errors import InvalidParameter, LayerNotFound
+from layers.ingest.load import load_file
+from layers.limits import MAX_NEARBY_LAYERS
+from layers.queries import hours
+from layers.queries.nearby import Here, NearbyQuery, NearbyService, Page
+from tests.support.layers import drop_layer, manifest, point, write_geojson
 
 GEOD = Geod(ellps="WGS84")
 AT = datetime(2026, 7, 15, 18, 0, tzinfo=UTC)  # the demo City's "now" (DEMO_NOW)
@@ -52,7 +54,7 @@ def run(database_url: str, work: Any) -> Any:
 
     async def main() -> Any:
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            return await work(conn, await Registry.aload(conn))
+            return await work(conn, await Registry.load(conn))
 
     return asyncio.run(main())
 
@@ -72,7 +74,12 @@ def search(
     q = NearbyQuery(lon, lat, **fields)
 
     async def work(conn: psycopg.AsyncConnection, registry: Registry) -> Page:
-        return await svc.search(conn, resolve_layers(registry, ANONYMOUS, names), q)
+        chosen = (
+            registry.visible(ANONYMOUS)
+            if names is None
+            else registry.resolve_many(names, ANONYMOUS, cap=MAX_NEARBY_LAYERS, parameter="layers")
+        )
+        return await svc.search(conn, chosen, q)
 
     result: Page = run(database_url, work)
     return result
@@ -175,7 +182,7 @@ def test_hostile_names_are_quoted_and_private_fields_never_selected(database_url
     assert all(set(h.properties) == set(TIES_FIELDS) for h in page.hits)
     assert page.hits[0].properties['odd "name"'] == "tie 1" and page.hits[0].properties["per%cent"] == 1
     assert "CANARY-NEARBY" not in repr(page.hits)
-    assert all("secret" not in text for text in svc._statements.values())
+    assert all(b"secret" not in text for text in svc._statements.values())
 
 
 def test_ended_events_are_left_out_and_current_ones_marked(database_url: str, conn: psycopg.Connection) -> None:
@@ -246,12 +253,12 @@ def test_unknown_and_invisible_layers_are_refused_alike(database_url: str, ties_
     async def work(conn: psycopg.AsyncConnection, registry: Registry) -> list[str]:
         messages = []
         for name in ("nearby group overlay", "no such layer"):
-            with pytest.raises(InvalidParameter) as refused:
-                resolve_layers(registry, ANONYMOUS, [name])
-            assert refused.value.parameter == "layers"
+            with pytest.raises(LayerNotFound) as refused:
+                registry.resolve_many([name], ANONYMOUS, cap=MAX_NEARBY_LAYERS, parameter="layers")
             messages.append(refused.value.message.replace(name, "X"))
         member = Principal(subject="m", groups=frozenset({"nearby-testers"}))
-        assert [layer.id for layer in resolve_layers(registry, member, ["nearby group overlay"])]
+        found = registry.resolve_many(["nearby group overlay"], member, cap=MAX_NEARBY_LAYERS, parameter="layers")
+        assert [layer.id for layer in found]
         return messages
 
     hidden, missing = run(database_url, work)
@@ -283,29 +290,6 @@ def test_here_finds_the_containing_boundaries_and_the_nearest_serving_facility(
             mine = [r for r in rows if r[3] == category]
             nearest = min(mine, key=lambda r: geodesic_m(lon, lat, r[1], r[2]))
             assert hit.id == nearest[0] and hit.properties["category"] == category
-
-
-def test_cursors_are_signed_and_bound_to_their_query() -> None:
-    svc = NearbyService(secret=b"k" * 32)
-    q = NearbyQuery(-114.07, 51.05, None, (), False, AT, 10)
-    bound_to = fingerprint(q, ["facilities"])
-    key = CursorKey(123.456, "facilities", 42)
-    cursor = svc.encode_cursor(key, bound_to)
-    assert svc.decode_cursor(cursor, bound_to) == key
-    body, _, mac = cursor.partition(".")
-    forged_body = body[:-2] + ("AA" if body[-2:] != "AA" else "BB")
-    elsewhere = fingerprint(NearbyQuery(-114.0, 51.05, None, (), False, AT, 10), ["facilities"])
-    for bad, bound in [
-        (f"{forged_body}.{mac}", bound_to),  # payload changed, signature kept
-        (NearbyService(secret=b"x" * 32).encode_cursor(key, bound_to), bound_to),  # signed by someone else
-        (cursor, elsewhere),  # a cursor of another search
-        ("not a cursor", bound_to),
-        ("", bound_to),
-        ("!!!.???", bound_to),
-    ]:
-        with pytest.raises(InvalidParameter) as refused:
-            svc.decode_cursor(bad, bound)
-        assert refused.value.parameter == "cursor"
 
 
 def test_the_same_statement_is_reused_until_the_layer_changes(database_url: str, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import psycopg
 
-from layers.tokens import create_token, digest, principal_for_token
+from layers.access.tokens import create_token, digest, principal_for_token
 
 
 async def _resolve(url: str, token: str):  # type: ignore[no-untyped-def]

@@ -11,9 +11,10 @@ import morecantile
 import psycopg
 import pytest
 
-from layers.catalog import ANONYMOUS, Layer, Registry
-from layers.ingest import load_file
-from tests.layers.helpers import manifest, point, write_geojson
+from layers.catalogue.records import Layer
+from layers.catalogue.visibility import ANONYMOUS
+from layers.ingest.load import load_file
+from tests.support.layers import fresh_registry, manifest, point, write_geojson
 from tiles.grids import TileXYZ, bounds
 from tiles.mvt import CLUSTER_COUNT, EXTENT
 from tiles.source import LayerTileSource
@@ -48,8 +49,7 @@ def seeded(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Layer
         manifest("mvt seeded", ["code", "name", "50% off"], id_field="code"),
         write_geojson(tmp / "s.geojson", features),
     )
-    with psycopg.connect(database_url) as conn:
-        return Registry.load(conn).resolve("mvt seeded", ANONYMOUS)
+    return fresh_registry(database_url).resolve("mvt seeded", ANONYMOUS)
 
 
 def test_a_seeded_feature_lands_at_its_tile_coordinates(database_url: str, seeded: Layer) -> None:
@@ -91,7 +91,7 @@ def test_dense_points_are_clustered_with_exact_counts(database_url: str, tmp_pat
     features = [({"n": i}, point(-114.10 + (i % 100) * 0.0005, 51.02 + (i // 100) * 0.0005)) for i in range(6000)]
     load_file(database_url, manifest("dense", ["n"]), write_geojson(tmp_path / "dense.geojson", features))
     with psycopg.connect(database_url) as conn:
-        layer = Registry.load(conn).resolve("dense", ANONYMOUS)
+        layer = fresh_registry(database_url).resolve("dense", ANONYMOUS)
         source = LayerTileSource(layer)
         assert 8 in source.cluster_zooms and 18 not in source.cluster_zooms
         tile = _tile_at(-114.08, 51.035, 8)
@@ -122,7 +122,7 @@ def test_one_invalid_geometry_never_breaks_a_tile(database_url: str, tmp_path: P
             'INSERT INTO layer_data."with bowtie" (fid, name, geom) VALUES (2, %s, ST_GeomFromText(%s, 4326))',
             ["bowtie", f"POLYGON(({x} {y}, {x + 0.01} {y + 0.01}, {x + 0.01} {y}, {x} {y + 0.01}, {x} {y}))"],
         )
-        layer = Registry.load(conn).resolve("with bowtie", ANONYMOUS)
+        layer = fresh_registry(database_url).resolve("with bowtie", ANONYMOUS)
     names = {
         f["properties"]["name"]
         for f in _build(database_url, layer, _tile_at(x + 0.005, y + 0.005, 14))["with bowtie"]["features"]

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from layers.catalog import Layer
+from layers.catalogue.records import Layer
+from layers.queries.downloads import DOWNLOADS
+from layers.queries.times import iso
 
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -24,11 +26,6 @@ FREQUENCIES = {
     "annual": "ANNUAL", "irregular": "IRREG", "never": "NEVER",
 }  # fmt: skip
 MEDIA_TYPES = "https://www.iana.org/assignments/media-types/"
-DISTRIBUTIONS = (
-    ("geojson", "application/geo+json", "GeoJSON"),
-    ("csv", "text/csv", "CSV"),
-    ("gpkg", "application/geopackage+sqlite3", "GeoPackage"),
-)
 LANGUAGES = ("en", "fr")
 
 
@@ -39,7 +36,7 @@ def _texts(values: dict[str, str] | Any) -> list[dict[str, str]]:
 def _when(value: datetime | None) -> dict[str, str] | None:
     if value is None:
         return None
-    return {"@value": value.isoformat().replace("+00:00", "Z"), "@type": "xsd:dateTime"}
+    return {"@value": iso(value), "@type": "xsd:dateTime"}
 
 
 def dataset(layer: Layer, base: str) -> dict[str, Any]:
@@ -54,7 +51,7 @@ def dataset(layer: Layer, base: str) -> dict[str, Any]:
             "dcat:mediaType": {"@id": f"{MEDIA_TYPES}{media_type}"},
             "dct:format": name,
         }
-        for suffix, media_type, name in DISTRIBUTIONS
+        for suffix, media_type, _, name in DOWNLOADS
     ]
     distributions.append(
         {

@@ -22,11 +22,20 @@ import psycopg
 import shapely
 from psycopg import sql
 
+from layers.catalogue.manifest import LayerManifest
+from layers.catalogue.models import LAYER_SCHEMA
 from layers.errors import IngestError
-from layers.manifest import LayerManifest
-from layers.models import LAYER_SCHEMA
-from layers.readers import read_file
-from layers.register import GEOM, GEOM_3857, LoadResult, install_change_triggers, lock_layer, publish_rows
+from layers.ingest.readers import read_file
+from layers.ingest.register import (
+    GEOM,
+    GEOM_3857,
+    LoadResult,
+    NewTable,
+    install_change_triggers,
+    lock_layer,
+    publish_rows,
+)
+from layers.sqlcompose import render
 
 DEFAULT_ID = "fid"
 COPY_CHUNK_ROWS = 50_000
@@ -221,15 +230,21 @@ def load_file(
             lock_layer(conn, manifest.id)
             table = sql.Identifier(LAYER_SCHEMA, staging)
             conn.execute(
-                sql.SQL("CREATE TABLE {} ({}, {} geometry(Geometry, 4326))").format(
-                    table,
-                    sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns),
-                    sql.Identifier(GEOM),
+                render(
+                    sql.SQL("CREATE TABLE {} ({}, {} geometry(Geometry, 4326))").format(
+                        table,
+                        sql.SQL(", ").join(
+                            sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns
+                        ),
+                        sql.Identifier(GEOM),
+                    )
                 )
             )
             names = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, GEOM])
-            copy_sql = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {}, FORCE_NULL ({}))").format(
-                table, names, sql.Literal(COPY_NULL), names
+            copy_sql = render(
+                sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {}, FORCE_NULL ({}))").format(
+                    table, names, sql.Literal(COPY_NULL), names
+                )
             )
             done = 0
             with conn.cursor().copy(copy_sql) as copy:
@@ -240,7 +255,8 @@ def load_file(
             progress("index", 0, 1)
             _finish_table(conn, table, staging, geometry_type, id_column, manifest.id)
             progress("index", 1, 1)
-            version = publish_rows(conn, manifest, staging, id_column, geometry_type, types, actor, kind="managed")
+            new = NewTable(LAYER_SCHEMA, staging, id_column, geometry_type, types)
+            version = publish_rows(conn, manifest, new, actor)
     progress("done", 1, 1)
     return LoadResult(manifest.id, len(frame), repaired, dropped, version)
 
@@ -260,26 +276,30 @@ def _finish_table(
         else sql.Identifier(GEOM)
     )
     conn.execute(
-        sql.SQL(
-            "ALTER TABLE {t} ALTER COLUMN {g} TYPE geometry({gtype}, 4326) USING {to_type}, "
-            "ALTER COLUMN {g} SET NOT NULL, "
-            "ADD COLUMN {g3857} geometry({gtype}, 3857) GENERATED ALWAYS AS (ST_Transform({g}, 3857)) STORED, "
-            "ADD CONSTRAINT {pk} PRIMARY KEY ({id})"
-        ).format(
-            t=table,
-            g=sql.Identifier(GEOM),
-            gtype=gtype,
-            to_type=to_type,
-            g3857=sql.Identifier(GEOM_3857),
-            pk=sql.Identifier(f"{staging}_pkey"),
-            id=sql.Identifier(id_column),
+        render(
+            sql.SQL(
+                "ALTER TABLE {t} ALTER COLUMN {g} TYPE geometry({gtype}, 4326) USING {to_type}, "
+                "ALTER COLUMN {g} SET NOT NULL, "
+                "ADD COLUMN {g3857} geometry({gtype}, 3857) GENERATED ALWAYS AS (ST_Transform({g}, 3857)) STORED, "
+                "ADD CONSTRAINT {pk} PRIMARY KEY ({id})"
+            ).format(
+                t=table,
+                g=sql.Identifier(GEOM),
+                gtype=gtype,
+                to_type=to_type,
+                g3857=sql.Identifier(GEOM_3857),
+                pk=sql.Identifier(f"{staging}_pkey"),
+                id=sql.Identifier(id_column),
+            )
         )
     )
     for column in (GEOM, GEOM_3857):
         conn.execute(
-            sql.SQL("CREATE INDEX {} ON {} USING gist ({})").format(
-                sql.Identifier(f"{staging}_{column}_gist"), table, sql.Identifier(column)
+            render(
+                sql.SQL("CREATE INDEX {} ON {} USING gist ({})").format(
+                    sql.Identifier(f"{staging}_{column}_gist"), table, sql.Identifier(column)
+                )
             )
         )
     install_change_triggers(conn, table, layer_id, GEOM)
-    conn.execute(sql.SQL("ANALYZE {}").format(table))
+    conn.execute(render(sql.SQL("ANALYZE {}").format(table)))

@@ -15,12 +15,14 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from layers import cql
-from layers import crs as crs_mod
-from layers.catalog import Layer
-from layers.models import CATALOG_SCHEMA
-from layers.parameters import DISTANCE, ItemsQuery
-from layers.queries import SQL_CASTS, Binder, feature_json, field_kind, kind_of
+from layers.catalogue.fieldtypes import SQL_CASTS, kind_of
+from layers.catalogue.models import CATALOG_SCHEMA
+from layers.catalogue.records import MANAGED, Layer
+from layers.queries import cql
+from layers.queries import crs as crs_mod
+from layers.queries.geojson import feature_json
+from layers.queries.items import DISTANCE, ItemsQuery
+from layers.sqlcompose import Binder, Slot, render
 
 STREAM_ABOVE = 1_000  # pages up to this size are fetched in one go; larger ones stream
 CHUNK_ROWS = 1_000
@@ -37,6 +39,7 @@ class ItemsSql:
     page: bytes  # rows of (feature GeoJSON text, number matched or NULL)
     count: bytes
     params: dict[str, Any]
+    count_params: dict[str, Any] | None  # None when the count has no placeholder (nothing filters)
     needs_count: bool  # False when the catalogue's count is exact
     count_in_page: bool  # True when each page row carries the count
 
@@ -50,7 +53,7 @@ def where(layer: Layer, query: ItemsQuery, bind: Binder) -> sql.Composable:
     if query.datetime is not None and layer.time_start_field is not None:
         conditions.append(_datetime(layer, query, bind))
     for name, value in query.properties.items():
-        kind = field_kind(layer.field(name))
+        kind = layer.field(name).kind
         conditions.append(sql.SQL("{} = {}::{}").format(sql.Identifier(name), bind(value), sql.SQL(SQL_CASTS[kind])))
     if query.filter is not None:
         conditions.append(cql.to_sql(query.filter, layer, bind=bind, filter_crs=query.filter_crs))
@@ -154,7 +157,7 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
         )
         extra.append((DISTANCE_PROPERTY, sql.SQL("round({}::numeric, 2)").format(sql.Identifier(_DISTANCE_COLUMN))))
     count = sql.SQL("SELECT count(*) FROM {table} WHERE {where}").format(table=layer.table, where=condition)
-    needs_count = query.has_filters or layer.source_kind != "managed"
+    needs_count = query.has_filters or layer.source_kind != MANAGED
     count_in_page = count_in_page and needs_count
     order = _order(layer, query)
     page = sql.SQL(
@@ -176,10 +179,12 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
         limit=bind(query.limit),
         offset=bind(query.offset),
     )
+    count_text = render(count)
     return ItemsSql(
-        page=bind.render(page),
-        count=bind.render(count),
+        page=render(page),
+        count=count_text,
         params=bind.params,
+        count_params=bind.params_for(count_text),
         needs_count=needs_count,
         count_in_page=count_in_page,
     )
@@ -193,12 +198,14 @@ class Page:
     number_matched: int
 
 
-CATALOGUE_COUNT = sql.SQL("SELECT feature_count FROM {} WHERE id = %s").format(sql.Identifier(CATALOG_SCHEMA, "layers"))
+CATALOGUE_COUNT = render(
+    sql.SQL("SELECT feature_count FROM {} WHERE id = {}").format(sql.Identifier(CATALOG_SCHEMA, "layers"), Slot("id"))
+)
 
 
 async def catalogue_count(conn: AsyncConnection[Any], layer: Layer) -> int:
     """The layer's feature count as the catalogue keeps it: exact, since loads and edit triggers maintain it."""
-    cur = await conn.execute(CATALOGUE_COUNT, [layer.id])
+    cur = await conn.execute(CATALOGUE_COUNT, {"id": layer.id})
     row = await cur.fetchone()
     return int(row[0]) if row else layer.feature_count
 
@@ -207,7 +214,7 @@ async def count(conn: AsyncConnection[Any], statements: ItemsSql, layer: Layer) 
     """The exact number of features the request matches."""
     if not statements.needs_count:
         return await catalogue_count(conn, layer)
-    cur = await conn.execute(statements.count, statements.params)
+    cur = await conn.execute(statements.count, statements.count_params)
     row = await cur.fetchone()
     return int(row[0]) if row else 0
 
@@ -267,7 +274,7 @@ def feature_statement(layer: Layer, fid: Any, crs: crs_mod.Crs) -> tuple[bytes, 
         id=sql.Identifier(layer.id_column),
         fid=bind(fid),
     )
-    return bind.render(statement), bind.params
+    return render(statement), bind.params
 
 
 async def fetch_feature(conn: AsyncConnection[Any], layer: Layer, fid: Any, crs: crs_mod.Crs) -> str | None:

@@ -2,7 +2,8 @@
 
 Alembic migrations in `layers/migrations/` create them; these models describe them for GeoAlchemy2/SQLAlchemy.
 Managed layer tables live in their own schema (`LAYER_SCHEMA`) and are not modelled here: their columns come from
-the files loaded into them.
+the files loaded into them. The `...Row` classes are the catalogue's rows as stored; `records.Layer` is what the rest
+of the server sees of a layer, built from `LayerRow`'s columns by name.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
+from psycopg import sql
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -38,7 +40,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(schema=CATALOG_SCHEMA)
 
 
-class Group(Base):
+class GroupRow(Base):
     """A community group (or a City team) that owns layers and whose members may see them."""
 
     __tablename__ = "groups"
@@ -47,7 +49,7 @@ class Group(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class Membership(Base):
+class MembershipRow(Base):
     """One subject's membership of a group."""
 
     __tablename__ = "memberships"
@@ -57,7 +59,7 @@ class Membership(Base):
     __table_args__ = (CheckConstraint("role IN ('member', 'editor', 'admin')", name="membership_role"),)
 
 
-class Layer(Base):
+class LayerRow(Base):
     """One catalogue layer: metadata, where its rows are, and who may see it."""
 
     __tablename__ = "layers"
@@ -99,7 +101,7 @@ class Layer(Base):
     )
 
 
-class LayerField(Base):
+class FieldRow(Base):
     """One column of a layer's table. Only rows with `is_public` ever leave the database."""
 
     __tablename__ = "layer_fields"
@@ -111,7 +113,7 @@ class LayerField(Base):
     description: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
 
-class ApiToken(Base):
+class TokenRow(Base):
     """A bearer token, stored only as its SHA-256 digest."""
 
     __tablename__ = "api_tokens"
@@ -125,7 +127,7 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-class AuditEntry(Base):
+class AuditRow(Base):
     """Who did what to which layer, and when."""
 
     __tablename__ = "audit_log"
@@ -135,3 +137,16 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(Text)
     layer_id: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+
+
+def table_of(row: type[Base]) -> sql.Identifier:
+    """A model's table, quoted for SQL."""
+    return sql.Identifier(CATALOG_SCHEMA, row.__tablename__)
+
+
+LAYERS_TABLE = table_of(LayerRow)
+FIELDS_TABLE = table_of(FieldRow)
+GROUPS_TABLE = table_of(GroupRow)
+MEMBERSHIPS_TABLE = table_of(MembershipRow)
+TOKENS_TABLE = table_of(TokenRow)
+AUDIT_TABLE = table_of(AuditRow)

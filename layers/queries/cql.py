@@ -18,11 +18,11 @@ import cql2
 import shapely
 from psycopg import sql
 
-from layers import crs as crs_mod
-from layers.catalog import Layer
+from layers.catalogue.fieldtypes import SQL_CASTS
+from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
-from layers.parameters import parse_date, parse_datetime, parse_timestamp
-from layers.queries import SQL_CASTS, field_kind
+from layers.queries import crs as crs_mod
+from layers.queries.times import parse_date, parse_interval, parse_timestamp
 
 LANGS = ("cql2-text", "cql2-json")
 GEOMETRY_PROPERTY = "geometry"
@@ -250,7 +250,7 @@ class _Compiler:
                 raise _bad("the geometry is compared with spatial operators only")
             return sql.Identifier(self.layer.geometry_column), "geometry"
         item = self.layer.field(name, parameter="filter")
-        kind = field_kind(item)
+        kind = item.kind
         if kind not in SQL_CASTS and not any_kind:
             raise _bad(f"{name!r} cannot be compared")
         return sql.Identifier(item.name), kind
@@ -322,7 +322,7 @@ class _Compiler:
             return self._bound(bounds[0], start=True, depth=depth), self._bound(bounds[1], start=False, depth=depth)
         if isinstance(node, dict) and isinstance(node.get("date"), str):
             # A date is the whole day, not its first instant.
-            day = parse_datetime(node["date"], parameter="filter")
+            day = parse_interval(node["date"], parameter="filter")
             stamp = sql.SQL("{}::timestamptz")
             return stamp.format(self.bind(day.start)), stamp.format(self.bind(day.end))
         value, kind = self.scalar(node, depth + 1)
@@ -334,7 +334,7 @@ class _Compiler:
         if node == "..":
             return sql.SQL("'-infinity'::timestamptz" if start else "'infinity'::timestamptz")
         if isinstance(node, str):
-            interval = parse_datetime(node, parameter="filter")
+            interval = parse_interval(node, parameter="filter")
             return sql.SQL("{}::timestamptz").format(self.bind(interval.start if start else interval.end))
         value, kind = self.scalar(node, depth + 1)
         if kind not in ("datetime", "date"):

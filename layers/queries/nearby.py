@@ -11,13 +11,8 @@ A layer's SQL is composed from catalogue names once per layer version and cached
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import json
+import dataclasses
 import math
-import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,15 +22,12 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
-from layers import hours
-from layers.catalog import Layer, Principal, Registry
-from layers.errors import InvalidParameter, NotFound
-from layers.nearby_sql import Rel, distinct_sql, here_sql, public_field, search_sql
+from layers.catalogue.records import Layer
+from layers.errors import InvalidParameter
+from layers.queries import hours
+from layers.queries.cursor import CursorKey, fingerprint
+from layers.queries.nearby_sql import Rel, distinct_sql, here_sql, search_sql
 
-MAX_RADIUS_M = 50_000.0
-MAX_LIMIT = 100
-DEFAULT_LIMIT = 10
-MAX_LAYERS = 50
 MAX_DISTINCT = 5_000  # categories or schedules per layer we enumerate; beyond it a layer cannot use that filter
 BOUNDARIES_CATEGORY = "boundaries"
 # Facility categories with a service area: the facility that serves a point is the nearest one of the category by
@@ -43,15 +35,6 @@ BOUNDARIES_CATEGORY = "boundaries"
 SERVICE_AREA_CATEGORIES = ("fire_station", "library", "recreation_centre")
 FACILITIES_CATEGORY = "facilities"  # the catalogue category of the layers that serve areas
 SERVICE_AREA_RULE = "nearest facility of the category by geodesic distance (Voronoi-style service area)"
-
-
-@dataclass(frozen=True)
-class CursorKey:
-    """Where a page ended: the last feature's distance, layer and id."""
-
-    distance_m: float
-    layer: str
-    id: Any
 
 
 @dataclass(frozen=True)
@@ -66,6 +49,10 @@ class NearbyQuery:
     at: datetime
     limit: int
     after: CursorKey | None = None
+
+    def after_key(self, key: CursorKey) -> NearbyQuery:
+        """The same search, for the page after `key`."""
+        return dataclasses.replace(self, after=key)
 
 
 @dataclass(frozen=True)
@@ -115,27 +102,11 @@ class _Facts:
     schedules: tuple[str, ...] | None
 
 
-def resolve_layers(registry: Registry, principal: Principal, names: Sequence[str] | None) -> list[Layer]:
-    """The named layers (all visible ones when None); unknown and invisible names fail alike, on `layers`."""
-    if names is None:
-        return registry.visible(principal)
-    if len(names) > MAX_LAYERS:
-        raise InvalidParameter(f"at most {MAX_LAYERS} layers", parameter="layers")
-    found: list[Layer] = []
-    for name in dict.fromkeys(names):
-        try:
-            found.append(registry.resolve(name, principal))
-        except NotFound:
-            raise InvalidParameter(f"unknown layer {name[:80]!r}", parameter="layers") from None
-    return found
-
-
 class NearbyService:
-    """Per-app SQL cache, per-layer-version facts (categories, schedules) and the cursor signing key."""
+    """Per-app SQL cache and per-layer-version facts (categories, schedules)."""
 
-    def __init__(self, secret: bytes | None = None, cache_size: int = 512) -> None:
-        self._secret = secret or secrets.token_bytes(32)
-        self._statements: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+    def __init__(self, cache_size: int = 512) -> None:
+        self._statements: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._facts: dict[tuple[str, int], _Facts] = {}
         self._cache_size = cache_size
 
@@ -188,7 +159,7 @@ class NearbyService:
         for category in SERVICE_AREA_CATEGORIES:
             candidates = []
             for layer in layers:
-                if public_field(layer, layer.category_field) is None or layer.category != FACILITIES_CATEGORY:
+                if layer.public_field(layer.category_field) is None or layer.category != FACILITIES_CATEGORY:
                     continue
                 known = (await self._facts_of(conn, layer)).categories
                 if known is not None and category in known:
@@ -203,10 +174,10 @@ class NearbyService:
     async def _narrow(self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: NearbyQuery) -> list[Layer]:
         """Only layers a category or open-now filter can apply to; 400 for a category no layer knows."""
         chosen = list(layers)
-        if q.open_now and not any(public_field(layer, layer.opening_hours_field) for layer in chosen):
+        if q.open_now and not any(layer.public_field(layer.opening_hours_field) for layer in chosen):
             raise InvalidParameter("none of the layers has opening hours", parameter="open_now")
         if q.categories:
-            chosen = [layer for layer in chosen if public_field(layer, layer.category_field)]
+            chosen = [layer for layer in chosen if layer.public_field(layer.category_field)]
             if not chosen:
                 raise InvalidParameter("none of the layers has categories", parameter="category")
             known: set[str] = set()
@@ -221,7 +192,7 @@ class NearbyService:
                 raise InvalidParameter(f"unknown category {unknown[0][:80]!r}", parameter="category")
             chosen = keep
         if q.open_now:
-            chosen = [layer for layer in chosen if public_field(layer, layer.opening_hours_field)]
+            chosen = [layer for layer in chosen if layer.public_field(layer.opening_hours_field)]
             for layer in chosen:
                 if (await self._facts_of(conn, layer)).schedules is None:
                     raise InvalidParameter(f"layer {layer.id!r} has too many distinct schedules", parameter="open_now")
@@ -233,18 +204,18 @@ class NearbyService:
         facts = self._facts.get(key)
         if facts is None:
             facts = _Facts(
-                await _distinct(conn, layer, public_field(layer, layer.category_field)),
-                _tuple(await _distinct(conn, layer, public_field(layer, layer.opening_hours_field))),
+                await _distinct(conn, layer, layer.public_field(layer.category_field)),
+                _tuple(await _distinct(conn, layer, layer.public_field(layer.opening_hours_field))),
             )
             self._facts = {k: v for k, v in self._facts.items() if k[0] != layer.id}  # older versions go
             self._facts[key] = facts
         return facts
 
-    def _statement(self, parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...]) -> str:
+    def _statement(self, parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...]) -> bytes:
         key = tuple((layer.id, layer.version, *rest) for layer, *rest in parts)
         return self._cached(key, lambda: search_sql(parts))
 
-    def _cached(self, key: tuple[Any, ...], build: Any) -> str:
+    def _cached(self, key: tuple[Any, ...], build: Any) -> bytes:
         text = self._statements.get(key)
         if text is None:
             text = build()
@@ -255,47 +226,12 @@ class NearbyService:
             self._statements.move_to_end(key)
         return text
 
-    def encode_cursor(self, key: CursorKey, fingerprint: str) -> str:
-        """An opaque, signed cursor for the page after `key`."""
-        payload = json.dumps([key.distance_m, key.layer, key.id, fingerprint], separators=(",", ":")).encode()
-        mac = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
-        return f"{_b64(payload)}.{_b64(mac)}"
 
-    def decode_cursor(self, cursor: str, fingerprint: str) -> CursorKey:
-        """The key inside a cursor this server signed for the same query; 400 on anything else."""
-        bad = InvalidParameter("invalid cursor: ask for the first page again", parameter="cursor")
-        try:
-            body, _, mac = cursor.partition(".")
-            payload = _unb64(body)
-            expected = hmac.new(self._secret, payload, hashlib.sha256).digest()[:16]
-            if not hmac.compare_digest(expected, _unb64(mac)):
-                raise bad
-            distance_m, layer, ident, signed_for = json.loads(payload)
-        except (ValueError, TypeError, binascii.Error):
-            raise bad from None
-        # Only this server signs cursors, but a leaked key must still not make a bad value reach the database.
-        valid_id = isinstance(ident, int | str) and not isinstance(ident, bool)
-        if signed_for != fingerprint or not (_finite(distance_m) and isinstance(layer, str) and valid_id):
-            raise bad
-        return CursorKey(float(distance_m), layer, ident)
-
-
-def fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
+def search_fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
     """What a cursor is bound to: every parameter of the search except limit and the cursor itself."""
-    parts = [q.lon, q.lat, q.radius_m, sorted(layer_ids), sorted(q.categories), q.open_now, q.at.isoformat()]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return fingerprint(
+        [q.lon, q.lat, q.radius_m, sorted(layer_ids), sorted(q.categories), q.open_now, q.at.isoformat()]
+    )
 
 
 def _tuple(values: frozenset[str] | None) -> tuple[str, ...] | None:

@@ -1,10 +1,10 @@
-"""Alembic environment: runs on the connection handed over by `layers.migrate`."""
+"""Alembic environment: runs on the connection handed over by `layers.catalogue.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from layers.models import Base
+from layers.catalogue.models import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

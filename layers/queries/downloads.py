@@ -12,23 +12,36 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import orjson
 from psycopg import AsyncConnection, sql
 
-from layers.catalog import Layer
-from layers.queries import feature_json, field_kind
+from layers.catalogue.records import Layer
+from layers.queries.geojson import feature_json
+from layers.sqlcompose import render
 
 CHUNK_ROWS = 5_000
 GPKG_CHUNK_ROWS = 20_000
 SEND_BYTES = 256 * 1024
-FORMATS = {
-    "geojson": ("application/geo+json", "geojson"),
-    "csv": ("text/csv; charset=utf-8", "csv"),
-    "gpkg": ("application/geopackage+sqlite3", "gpkg"),
-}
+
+
+class Download(NamedTuple):
+    """One download format: URL suffix, media type, the Content-Type it is served with, and its name."""
+
+    suffix: str
+    media_type: str
+    content_type: str
+    name: str
+
+
+DOWNLOADS = (
+    Download("geojson", "application/geo+json", "application/geo+json", "GeoJSON"),
+    Download("csv", "text/csv", "text/csv; charset=utf-8", "CSV"),
+    Download("gpkg", "application/geopackage+sqlite3", "application/geopackage+sqlite3", "GeoPackage"),
+)
+BY_SUFFIX = {download.suffix: download for download in DOWNLOADS}
 GPKG_FID = "gpkg_fid"  # GeoPackage's own row id, named so it never clashes with a layer's id field
 _GPKG_GEOMETRY = {"Geometry": "Unknown"}
 
@@ -46,7 +59,7 @@ async def geojson(conn: AsyncConnection[Any], layer: Layer) -> AsyncIterator[byt
     first = True
     async with conn.transaction():
         async with conn.cursor(name="download_geojson") as cur:
-            await cur.execute(statement)
+            await cur.execute(render(statement))
             while rows := await cur.fetchmany(CHUNK_ROWS):
                 text = ",".join(row[0] for row in rows)
                 yield (b"" if first else b",") + text.encode()
@@ -71,7 +84,7 @@ async def csv(conn: AsyncConnection[Any], layer: Layer) -> AsyncIterator[bytes]:
     buffer = bytearray()
     async with conn.transaction():
         async with conn.cursor() as cur:
-            async with cur.copy(statement) as copy:
+            async with cur.copy(render(statement)) as copy:
                 async for data in copy:
                     buffer += data
                     if len(buffer) >= SEND_BYTES:
@@ -84,7 +97,7 @@ async def csv(conn: AsyncConnection[Any], layer: Layer) -> AsyncIterator[bytes]:
 def _gpkg_select(layer: Layer) -> tuple[sql.Composed, list[tuple[str, str]]]:
     """The SELECT for a GeoPackage and the (name, kind) of each attribute column, in order."""
     names = list(layer.field_names)
-    kinds = {f.name: field_kind(f) for f in layer.fields}
+    kinds: dict[str, str] = {f.name: f.kind for f in layer.fields}
     if layer.id_column not in kinds:
         names.insert(0, layer.id_column)
         kinds[layer.id_column] = "integer" if layer.id_column == "fid" else "string"
@@ -168,7 +181,7 @@ async def build_geopackage(conn: AsyncConnection[Any], layer: Layer) -> IO[bytes
         written = False
         async with conn.transaction():
             async with conn.cursor(name="download_gpkg") as cur:
-                await cur.execute(statement)
+                await cur.execute(render(statement))
                 while rows := await cur.fetchmany(GPKG_CHUNK_ROWS):
                     await asyncio.to_thread(_write_chunk, path, layer, rows, described, written)
                     written = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import queue
 from collections.abc import Callable
@@ -13,13 +12,16 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
+from layers.catalogue.journal import announce, audit
+from layers.catalogue.manifest import LayerManifest, city_manifest_dir
+from layers.catalogue.models import CATALOG_SCHEMA, LAYER_SCHEMA, LAYERS_TABLE
+from layers.catalogue.records import MANAGED
 from layers.errors import GeoServerError, IngestError
-from layers.manifest import LayerManifest, city_manifest_dir
-from layers.models import CATALOG_SCHEMA
+from layers.sqlcompose import Slot, render
 
 if TYPE_CHECKING:  # the ingest stack (GDAL, geopandas) is imported only where a load actually runs
-    from layers.ingest import Progress
-    from layers.register import LoadResult
+    from layers.ingest.load import Progress
+    from layers.ingest.register import LoadResult
 
 
 def publish(
@@ -33,8 +35,8 @@ def publish(
     progress: Progress | None = None,
 ) -> LoadResult:
     """Load or publish one layer described by `manifest` (its file, `file` if given, or its table)."""
-    from layers.ingest import load_file, resolve_source
-    from layers.register import publish_table
+    from layers.ingest.in_place import publish_table
+    from layers.ingest.load import load_file, resolve_source
 
     if manifest.source.table is not None and file is None:
         return publish_table(database_url, manifest)
@@ -129,13 +131,19 @@ def publish_in_subprocess(
 def catalogue_size(database_url: str) -> int:
     """How many layers the catalogue holds (0 when the catalogue tables do not exist yet)."""
     with psycopg.connect(database_url) as conn:
-        exists = conn.execute("SELECT to_regclass(%s)", [f"{CATALOG_SCHEMA}.layers"]).fetchone()
+        exists = conn.execute(_EXISTS, {"name": f"{CATALOG_SCHEMA}.layers"}).fetchone()
         if exists is None or exists[0] is None:
             return 0
-        row = conn.execute(
-            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(CATALOG_SCHEMA, "layers"))
-        ).fetchone()
+        row = conn.execute(render(sql.SQL("SELECT count(*) FROM {}").format(LAYERS_TABLE))).fetchone()
         return int(row[0]) if row else 0
+
+
+_EXISTS = render(sql.SQL("SELECT to_regclass({})").format(Slot("name")))
+_DELETE = render(
+    sql.SQL("DELETE FROM {} WHERE id = {} RETURNING source_kind, table_schema, table_name").format(
+        LAYERS_TABLE, Slot("id")
+    )
+)
 
 
 def unpublish(database_url: str, layer_id: str, *, actor: str = "cli") -> bool:
@@ -143,33 +151,18 @@ def unpublish(database_url: str, layer_id: str, *, actor: str = "cli") -> bool:
 
     Returns False when there was no such layer. Running servers drop the layer and its tiles on the notice.
     """
-    from layers.models import CHANGE_CHANNEL, LAYER_SCHEMA
-
     with psycopg.connect(database_url) as conn, conn.transaction():
-        row = conn.execute(
-            sql.SQL("DELETE FROM {} WHERE id = %s RETURNING source_kind, table_schema, table_name").format(
-                sql.Identifier(CATALOG_SCHEMA, "layers")
-            ),
-            [layer_id],
-        ).fetchone()
+        row = conn.execute(_DELETE, {"id": layer_id}).fetchone()
         if row is None:
             return False
         kind, schema, table = row
         target = sql.Identifier(schema, table)
-        if kind == "managed" and schema == LAYER_SCHEMA:
-            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(target))
+        if kind == MANAGED and schema == LAYER_SCHEMA:
+            conn.execute(render(sql.SQL("DROP TABLE IF EXISTS {}").format(target)))
         else:
             for event in ("insert", "update", "delete", "truncate"):
-                conn.execute(
-                    sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
-                        sql.Identifier(f"geoserver_announce_{event}"), target
-                    )
-                )
-        conn.execute(
-            sql.SQL("INSERT INTO {} (actor, action, layer_id, detail) VALUES (%s, 'remove', %s, '{{}}')").format(
-                sql.Identifier(CATALOG_SCHEMA, "audit_log")
-            ),
-            [actor, layer_id],
-        )
-        conn.execute("SELECT pg_notify(%s, %s)", [CHANGE_CHANNEL, json.dumps({"layer": layer_id, "kind": "remove"})])
+                trigger = sql.Identifier(f"geoserver_announce_{event}")
+                conn.execute(render(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, target)))
+        audit(conn, actor, "remove", layer_id, {})
+        announce(conn, {"layer": layer_id, "kind": "remove"})
     return True

@@ -1,0 +1,1 @@
+"""Writing layers: reading files safely, preparing them, loading them whole or not at all, publishing in place."""

@@ -1,0 +1,87 @@
+"""Publishing an existing table or view in place (read-only): the catalogue points at it, nothing is copied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from layers.catalogue.manifest import LayerManifest
+from layers.catalogue.models import LAYERS_TABLE
+from layers.catalogue.records import IN_PLACE
+from layers.errors import IngestError
+from layers.ingest.register import LoadResult, NewTable, install_change_triggers, lock_layer, publish_rows
+from layers.sqlcompose import Slot, render
+
+_GEOMETRY_NAMES = {
+    name.upper(): name
+    for name in ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "Geometry")
+}
+_COLUMNS = render(
+    sql.SQL(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = {schema} AND table_name = {name} ORDER BY ordinal_position"
+    ).format(schema=Slot("schema"), name=Slot("name"))
+)
+_GEOMETRY = render(
+    sql.SQL(
+        "SELECT f_geometry_column, type, srid FROM geometry_columns "
+        "WHERE f_table_schema = {schema} AND f_table_name = {name} ORDER BY f_geometry_column LIMIT 1"
+    ).format(schema=Slot("schema"), name=Slot("name"))
+)
+_RELKIND = render(
+    sql.SQL(
+        "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = {schema} AND c.relname = {name}"
+    ).format(schema=Slot("schema"), name=Slot("name"))
+)
+_COUNT = render(sql.SQL("SELECT feature_count FROM {} WHERE id = {}").format(LAYERS_TABLE, Slot("id")))
+
+
+def publish_table(database_url: str, manifest: LayerManifest, *, actor: str = "cli") -> LoadResult:
+    """Publish the manifest's `source.table` in place; its triggers announce edits when it is a table."""
+    assert manifest.source.table is not None
+    schema, _, name = manifest.source.table.rpartition(".")
+    schema = schema or "public"
+    if manifest.id_field is None:
+        raise IngestError(f"layer {manifest.id!r}: a published table needs an id_field")
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        lock_layer(conn, manifest.id)
+        new = _describe(conn, manifest, schema, name)
+        kind = conn.execute(_RELKIND, {"schema": schema, "name": name}).fetchone()
+        if kind is not None and kind[0] in ("r", "p"):
+            # A view cannot carry triggers: its edits are not announced, and its tiles follow the cache's limits.
+            install_change_triggers(conn, sql.Identifier(schema, name), manifest.id, new.geometry_column)
+        version = publish_rows(conn, manifest, new, actor)
+        count = conn.execute(_COUNT, {"id": manifest.id}).fetchone()
+    return LoadResult(manifest.id, int(count[0]) if count else 0, 0, 0, version)
+
+
+def _describe(conn: psycopg.Connection[Any], manifest: LayerManifest, schema: str, name: str) -> NewTable:
+    """The table's columns and geometry, checked against the manifest."""
+    where = {"schema": schema, "name": name}
+    columns = conn.execute(_COLUMNS, where).fetchall()
+    geometry = conn.execute(_GEOMETRY, where).fetchone()
+    source = manifest.source.table
+    if not columns or geometry is None:
+        raise IngestError(f"layer {manifest.id!r}: {source!r} is not a table or view with a geometry column")
+    if geometry[2] != 4326:
+        raise IngestError(
+            f"layer {manifest.id!r}: {source!r} is in EPSG:{geometry[2]}; "
+            "publish a view that transforms it to EPSG:4326"
+        )
+    types = {col: dtype for col, dtype in columns if col != geometry[0]}
+    missing = [f for f in (*manifest.public_fields, manifest.id_field) if f not in types]
+    if missing:
+        raise IngestError(f"layer {manifest.id!r}: fields not in {source!r}: {', '.join(str(m) for m in missing)}")
+    return NewTable(
+        schema=schema,
+        name=name,
+        id_column=str(manifest.id_field),
+        geometry_type=_GEOMETRY_NAMES.get(geometry[1].upper(), "Geometry"),
+        types=types,
+        source_kind=IN_PLACE,
+        geometry_column=geometry[0],
+        geometry_3857_column=None,
+    )

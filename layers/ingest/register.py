@@ -1,0 +1,261 @@
+"""Writing a layer into the catalogue: the swap of a new table, catalogue and field rows, audit, change notice.
+
+Everything here runs inside the caller's transaction, so a load is published whole or not at all. The catalogue
+row's columns are `models.LayerRow`'s: `_layer_row` fills them by name and the statement is built from the names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from layers.catalogue.journal import announce, audit
+from layers.catalogue.manifest import LayerManifest
+from layers.catalogue.models import FIELDS_TABLE, GROUPS_TABLE, LAYER_SCHEMA, LAYERS_TABLE, LayerRow
+from layers.catalogue.records import MANAGED
+from layers.sqlcompose import Slot, render
+
+GEOM = "geom"
+GEOM_3857 = "geom_3857"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What a load did."""
+
+    layer_id: str
+    feature_count: int
+    repaired: int
+    dropped_empty: int
+    version: int
+
+
+@dataclass(frozen=True)
+class NewTable:
+    """A table about to become a layer's rows: a managed staging table, or a table published in place."""
+
+    schema: str
+    name: str
+    id_column: str
+    geometry_type: str
+    types: dict[str, str]  # every column but the geometries, in table order
+    source_kind: str = MANAGED
+    geometry_column: str = GEOM
+    geometry_3857_column: str | None = GEOM_3857
+
+
+@dataclass(frozen=True)
+class _Previous:
+    source_kind: str
+    table_schema: str
+    table_name: str
+    version: int
+
+
+_LOCK = render(sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(Slot("key")))
+_PREVIOUS = render(
+    sql.SQL("SELECT source_kind, table_schema, table_name, version FROM {} WHERE id = {} FOR UPDATE").format(
+        LAYERS_TABLE, Slot("id")
+    )
+)
+
+
+def lock_layer(conn: psycopg.Connection[Any], layer_id: str) -> None:
+    """Two loads of one layer wait for each other instead of racing to the swap."""
+    conn.execute(_LOCK, {"key": f"geoserver.layer:{layer_id}"})
+
+
+def install_change_triggers(conn: psycopg.Connection[Any], table: sql.Identifier, layer_id: str, geom: str) -> None:
+    """Make every insert, update, delete and truncate on the table announce the changed extent (NOTIFY)."""
+    function = sql.Identifier("geoserver", "announce_layer_change")
+    args = sql.SQL("{}, {}").format(sql.Literal(layer_id), sql.Literal(geom))
+    for event, transition in (
+        ("INSERT", "REFERENCING NEW TABLE AS new_rows"),
+        ("UPDATE", "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows"),
+        ("DELETE", "REFERENCING OLD TABLE AS old_rows"),
+        ("TRUNCATE", ""),
+    ):
+        conn.execute(
+            render(
+                sql.SQL(
+                    "DROP TRIGGER IF EXISTS {name} ON {table}; "
+                    "CREATE TRIGGER {name} AFTER {event} ON {table} {transition} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION {fn}({args})"
+                ).format(
+                    name=sql.Identifier(f"geoserver_announce_{event.lower()}"),
+                    event=sql.SQL(event),
+                    table=table,
+                    transition=sql.SQL(transition),
+                    fn=function,
+                    args=args,
+                )
+            )
+        )
+
+
+def publish_rows(conn: psycopg.Connection[Any], manifest: LayerManifest, new: NewTable, actor: str) -> int:
+    """Swap the new table in, write the catalogue rows, audit and announce. Returns the layer's new version."""
+    old = _previous(conn, manifest.id)
+    table_name = _swap(conn, old, new, manifest.id)
+    stats = _stats(conn, sql.Identifier(new.schema, table_name), new.geometry_column, manifest)
+    version = old.version + 1 if old is not None else 1
+    _ensure_group(conn, manifest.group)
+    _write_layer_row(conn, _layer_row(manifest, new, table_name, stats, version))
+    _write_field_rows(conn, manifest, new.types)
+    audit(conn, actor, "load", manifest.id, {"version": version, "features": stats[0], "source": new.source_kind})
+    announce(conn, {"layer": manifest.id, "version": version, "kind": "reload"})
+    return version
+
+
+def _previous(conn: psycopg.Connection[Any], layer_id: str) -> _Previous | None:
+    row = conn.execute(_PREVIOUS, {"id": layer_id}).fetchone()
+    return _Previous(*row) if row is not None else None
+
+
+def _swap(conn: psycopg.Connection[Any], old: _Previous | None, new: NewTable, layer_id: str) -> str:
+    """Drop the previous managed table and rename a managed staging table to the layer's id; returns the name."""
+    if old is not None and old.source_kind == MANAGED:
+        conn.execute(
+            render(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(old.table_schema, old.table_name)))
+        )
+    if new.source_kind != MANAGED:
+        return new.name
+    conn.execute(render(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(LAYER_SCHEMA, layer_id))))
+    conn.execute(
+        render(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(LAYER_SCHEMA, new.name), sql.Identifier(layer_id)
+            )
+        )
+    )
+    return layer_id
+
+
+def _stats(
+    conn: psycopg.Connection[Any], table: sql.Identifier, geometry_column: str, manifest: LayerManifest
+) -> tuple[Any, ...]:
+    """Feature count, extent and time span of the new rows."""
+    temporal: sql.Composable = sql.SQL("NULL::timestamptz, NULL::timestamptz")
+    times = manifest.time_fields
+    if times is not None:
+        start = sql.Identifier(times.start)
+        last = sql.SQL("max(coalesce({}, {}))").format(sql.Identifier(times.end), start) if times.end else None
+        temporal = sql.SQL("min({})::timestamptz, {}::timestamptz").format(
+            start, last or sql.SQL("max({})").format(start)
+        )
+    stats = conn.execute(
+        render(
+            sql.SQL("SELECT count(*), ST_SetSRID(ST_Extent({g})::geometry, 4326), {temporal} FROM {t}").format(
+                g=sql.Identifier(geometry_column), temporal=temporal, t=table
+            )
+        )
+    ).fetchone()
+    assert stats is not None
+    return tuple(stats)
+
+
+def _ensure_group(conn: psycopg.Connection[Any], group: str | None) -> None:
+    if group is not None:
+        conn.execute(
+            render(
+                sql.SQL("INSERT INTO {} (id, name) VALUES ({}, {}) ON CONFLICT (id) DO NOTHING").format(
+                    GROUPS_TABLE, Slot("id"), Slot("name")
+                )
+            ),
+            {"id": group, "name": group},
+        )
+
+
+def _layer_row(
+    manifest: LayerManifest, new: NewTable, table_name: str, stats: tuple[Any, ...], version: int
+) -> dict[str, Any]:
+    """The catalogue row of the layer, by `LayerRow` column name."""
+    times = manifest.time_fields
+    count, extent, temporal_start, temporal_end = stats
+    row = {
+        "id": manifest.id,
+        "title": json.dumps(manifest.title.model_dump()),
+        "description": json.dumps(manifest.description.model_dump()),
+        "category": manifest.category,
+        "department": manifest.department,
+        "license_name": manifest.license.name,
+        "license_url": manifest.license.url,
+        "update_frequency": manifest.update_frequency,
+        "is_demo": manifest.demo,
+        "keywords": json.dumps(list(manifest.keywords)),
+        "source_kind": new.source_kind,
+        "table_schema": new.schema,
+        "table_name": table_name,
+        "id_column": new.id_column,
+        "geometry_column": new.geometry_column,
+        "geometry_3857_column": new.geometry_3857_column,
+        "geometry_type": new.geometry_type,
+        "time_start_field": times.start if times else None,
+        "time_end_field": times.end if times else None,
+        "category_field": manifest.category_field,
+        "opening_hours_field": manifest.opening_hours_field,
+        "min_zoom": manifest.min_zoom,
+        "max_zoom": manifest.max_zoom,
+        "group_id": manifest.group,
+        "feature_count": count,
+        "version": version,
+        "manifest": manifest.model_dump_json(),
+        "extent": extent,
+        "temporal_start": temporal_start,
+        "temporal_end": temporal_end,
+    }
+    unknown = set(row) - set(LayerRow.__table__.c.keys())
+    assert not unknown, f"not catalogue columns: {unknown}"
+    return row
+
+
+def _write_layer_row(conn: psycopg.Connection[Any], row: dict[str, Any]) -> None:
+    names = list(row)
+    conn.execute(
+        render(
+            sql.SQL(
+                "INSERT INTO {layers} ({cols}, updated_at) VALUES ({vals}, now()) "
+                "ON CONFLICT (id) DO UPDATE SET ({cols}, updated_at) = ({excluded}, now())"
+            ).format(
+                layers=LAYERS_TABLE,
+                cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                vals=sql.SQL(", ").join(Slot(n) for n in names),
+                excluded=sql.SQL(", ").join(sql.SQL("EXCLUDED.{}").format(sql.Identifier(n)) for n in names),
+            )
+        ),
+        row,
+    )
+
+
+_DELETE_FIELDS = render(sql.SQL("DELETE FROM {} WHERE layer_id = {}").format(FIELDS_TABLE, Slot("layer")))
+_INSERT_FIELD = render(
+    sql.SQL(
+        "INSERT INTO {} (layer_id, name, position, data_type, is_public, description) VALUES ({}, {}, {}, {}, {}, {})"
+    ).format(FIELDS_TABLE, *map(Slot, ("layer", "name", "position", "data_type", "is_public", "description")))
+)
+
+
+def _write_field_rows(conn: psycopg.Connection[Any], manifest: LayerManifest, types: dict[str, str]) -> None:
+    """Every column of the table, public or not: only public ones ever leave the database."""
+    conn.execute(_DELETE_FIELDS, {"layer": manifest.id})
+    public = set(manifest.public_fields)
+    described = manifest.field_descriptions
+    with conn.cursor() as cur:
+        cur.executemany(
+            _INSERT_FIELD,
+            [
+                {
+                    "layer": manifest.id,
+                    "name": name,
+                    "position": position,
+                    "data_type": data_type,
+                    "is_public": name in public,
+                    "description": json.dumps(described[name].model_dump()) if name in described else None,
+                }
+                for position, (name, data_type) in enumerate(types.items())
+            ],
+        )
