@@ -207,9 +207,9 @@ def base_document(app: FastAPI) -> dict[str, Any]:
             operation = doc.setdefault("paths", {}).setdefault(path, {}).setdefault("get", {})
             operation["parameters"] = [_ref(name) for name in params]
             operation["responses"] = _feature_responses(what)
-        for path, params in (("/nearby", NEARBY_PARAMETERS), ("/here", list(_POINT.values()))):
+        for path, declared in (("/nearby", NEARBY_PARAMETERS), ("/here", list(_POINT.values()))):
             operation = doc["paths"][path]["get"]
-            operation["parameters"] = params
+            operation["parameters"] = declared
             operation["responses"]["400"] = {
                 "description": "A parameter is missing, malformed, out of range or unknown."
             }

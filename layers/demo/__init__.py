@@ -10,20 +10,10 @@ longitude/latitude by an affine map: straight edges stay straight, so cells shar
 share it exactly in degrees. `parcels` is written in EPSG:3776 (NAD83 / Alberta 3TM ref merid 114 W) to
 exercise reprojection on ingest; every other layer in EPSG:4326.
 
-Opening hours (`facilities.opening_hours`) are a JSON object:
-
-    {"tz": "America/Edmonton",
-     "weekly": {"mon": [["09:00", "21:00"]], "tue": [...], ..., "sun": []},
-     "closed": ["2026-12-25", "2027-01-01"]}
-
-- `tz`: the IANA time zone of every local time and date in the object.
-- `weekly`: all seven keys mon tue wed thu fri sat sun, each a list of ["HH:MM", "HH:MM"] ranges (start
-  inclusive, end exclusive); an empty list means closed all that day.
-- "24:00" is allowed as an end, meaning the end of the day: ["00:00", "24:00"] is open all day.
-- A range whose end is <= start runs past midnight: ["18:00", "02:00"] under "fri" is open from Friday
-  18:00 to Saturday 02:00. A range belongs to the day it starts on.
-- `closed`: local dates "YYYY-MM-DD" on which no range starts (holidays). A range that started the day
-  before and runs past midnight is not cut short.
+Opening hours (`facilities.opening_hours`) are in the OpenStreetMap `opening_hours` syntax, in local time
+(America/Edmonton): `Mo-Th 09:00-21:00; Fr 09:00-18:00; Sa 10:00-17:00; Su 12:00-17:00; PH off; 2026 Feb 16 off`.
+`PH off` closes on national public holidays; Alberta's Family Day is written out as dated rules. See
+`layers.queries.hours` for how they are evaluated.
 """
 
 from __future__ import annotations

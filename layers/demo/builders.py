@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
+from datetime import date, timedelta
 
 import geopandas as gpd
 import numpy as np
@@ -13,11 +13,9 @@ import shapely
 from pyproj import Transformer
 
 from layers.demo.shapes import (
-    _DAYS,
     _DOWNTOWN_M,
     _PLACE_SUFFIXES,
     _PLACES,
-    TIMEZONE,
     _addresses,
     _allocate,
     _City,
@@ -76,31 +74,36 @@ def _communities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFr
     )
 
 
+def _family_day(year: int) -> str:
+    """Alberta's Family Day (the third Monday of February) as a dated opening_hours rule that closes the day."""
+    first = date(year, 2, 1)
+    day = first + timedelta(days=(7 - first.weekday()) % 7 + 14)
+    return f"{year} Feb {day.day:02d} off"
+
+
 def _opening_hours(year: int) -> dict[str, list[tuple[str, float]]]:
-    """JSON variants of opening hours per facility category, with their shares."""
-    holidays = [f"{year}-01-01", f"{year}-12-25", f"{year + 1}-01-01", f"{year + 1}-12-25"]
-    all_day = [["00:00", "24:00"]]
+    """Opening hours per facility category (OpenStreetMap opening_hours syntax), with their shares.
 
-    def week(weekdays: list, sat: list, sun: list, fri: list | None = None, closed: list = holidays) -> str:
-        weekly = {d: weekdays for d in _DAYS[:5]} | {"fri": fri or weekdays, "sat": sat, "sun": sun}
-        return json.dumps({"tz": TIMEZONE, "weekly": weekly, "closed": closed}, separators=(",", ":"))
-
-    always = week(all_day, all_day, all_day, closed=[])
+    `PH off` closes on the national holidays the evaluator knows; Alberta's Family Day is written out as dated
+    rules for this year and the next, as a City export would. Days whose evening runs past midnight are joined with
+    `,` (an additional rule): with `;` the next day's own rule would replace the whole next day, cutting the
+    evening at midnight, as the opening_hours specification says."""
+    holidays = f"PH off; {_family_day(year)}; {_family_day(year + 1)}"
     return {
         "library": [
-            (week([["09:00", "21:00"]], [["10:00", "17:00"]], [["12:00", "17:00"]], [["09:00", "18:00"]]), 0.7),
-            (week([["10:00", "20:00"]], [["10:00", "17:00"]], []), 0.3),
+            (f"Mo-Th 09:00-21:00; Fr 09:00-18:00; Sa 10:00-17:00; Su 12:00-17:00; {holidays}", 0.7),
+            (f"Mo-Fr 10:00-20:00; Sa 10:00-17:00; {holidays}", 0.3),
         ],
         "recreation_centre": [
-            (week([["05:30", "22:00"]], [["07:00", "21:00"]], [["07:00", "21:00"]]), 0.7),
-            (week([["06:00", "23:00"]], [["07:00", "01:00"]], [["08:00", "20:00"]], [["06:00", "01:00"]]), 0.3),
+            (f"Mo-Fr 05:30-22:00; Sa,Su 07:00-21:00; {holidays}", 0.7),
+            (f"Mo-Th 06:00-23:00, Fr 06:00-01:00, Sa 07:00-01:00, Su 08:00-20:00; {holidays}", 0.3),
         ],
-        "fire_station": [(always, 1.0)],
-        "park": [(week([["05:00", "23:00"]], [["05:00", "23:00"]], [["05:00", "23:00"]], closed=[]), 1.0)],
-        "clinic": [(week([["08:00", "20:00"]], [["09:00", "17:00"]], []), 0.8), (always, 0.2)],
-        "washroom": [(always, 0.4), (week([["06:00", "22:00"]], [["06:00", "22:00"]], [["06:00", "22:00"]]), 0.6)],
-        "transit_stop": [(week([["05:00", "01:30"]], [["06:00", "01:30"]], [["07:00", "00:30"]], closed=[]), 1.0)],
-        "community_hall": [(week([["09:00", "12:00"], ["18:00", "22:00"]], [["10:00", "02:00"]], []), 1.0)],
+        "fire_station": [("24/7", 1.0)],
+        "park": [("Mo-Su 05:00-23:00", 1.0)],
+        "clinic": [("Mo-Fr 08:00-20:00; Sa 09:00-17:00; PH off", 0.8), ("24/7", 0.2)],
+        "washroom": [("24/7", 0.4), ("Mo-Su 06:00-22:00; PH off", 0.6)],
+        "transit_stop": [("Mo-Fr 05:00-01:30, Sa 06:00-01:30, Su 07:00-00:30", 1.0)],
+        "community_hall": [("Mo-Fr 09:00-12:00,18:00-22:00; Sa 10:00-02:00; PH off", 1.0)],
     }
 
 

@@ -20,7 +20,6 @@ _M_PER_DEG_LAT = 111_132.0
 _M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(_LAT0))
 _DOWNTOWN_M = np.array([1_750.0, 2_220.0])  # about (-114.065, 51.045) on the local plane
 _GRID_M = 160.0  # one numbered street or avenue every 160 m, as on Calgary's grid
-_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 _PLACES = np.array(
     "Aspen Birch Cedar Chinook Cougar Coyote Crane Elk Fescue Foothill Prairie Heron Juniper Kestrel Larch"

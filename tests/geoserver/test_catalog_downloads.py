@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from fastapi.testclient import TestClient
 from layers.ingest.in_place import publish_table
 from tests.support.cluster import die_with_parent
 from tests.support.layers import drop_layer, manifest
+from tests.support.servers import free_port
 
 REQUEST_FIELDS = ["request_id", "service_code", "status", "requested_at", "closed_at"]
 BIG_LAYER = "a million points"
@@ -141,9 +141,7 @@ class ServerProcess:
     """The app in a process of its own, so its memory can be measured alone."""
 
     def __init__(self, database_url: str) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         code = (
             "import sys, uvicorn\n"

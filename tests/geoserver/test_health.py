@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from geoserver.app import create_app
 from geoserver.cluster import EmbeddedCluster
 from geoserver.settings import Settings
 from tests.support.cluster import running_cluster
+from tests.support.servers import free_port
 
 
 def _settings(tmp: Path) -> Settings:
@@ -29,12 +29,6 @@ def _until(check: Callable[[], bool], timeout_s: float = 30) -> None:
     raise AssertionError("condition not met in time")
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_ready_when_the_database_answers(database_url: str, tmp_path: Path) -> None:
     with TestClient(create_app(_settings(tmp_path), database_url)) as client:
         assert client.get("/health").json() == {"status": "ok"}
@@ -44,7 +38,7 @@ def test_ready_when_the_database_answers(database_url: str, tmp_path: Path) -> N
 
 
 def test_the_server_starts_with_the_database_down(tmp_path: Path) -> None:
-    url = f"postgresql://geoserver@127.0.0.1:{_closed_port()}/geoserver"
+    url = f"postgresql://geoserver@127.0.0.1:{free_port()}/geoserver"
     with TestClient(create_app(_settings(tmp_path), url)) as client:
         assert client.get("/health").status_code == 200
         response = client.get("/ready")

@@ -6,7 +6,6 @@ import logging
 import logging.config
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from geoserver.logs import REDACTED, RedactQueryStrings, strip_query, uvicorn_log_config
+from tests.support.servers import free_port
 
 # Coordinates with digit runs that appear nowhere else in the server's output.
 LON, LAT = "-114.0712345", "51.0498765"
@@ -49,12 +49,6 @@ if not redact:  # uvicorn's default leaves the root logger alone: give it a hand
     logging.getLogger().addHandler(logging.StreamHandler(sys.stderr))
 uvicorn.Server(config).run()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve_and_capture(command: list[str], port: int, env: dict[str, str], out: Path) -> str:
@@ -103,7 +97,7 @@ def _env(database_url: str, port: int) -> dict[str, str]:
 
 @pytest.mark.usefixtures("demo_city")
 def test_geoserver_serve_writes_access_lines_without_coordinates(database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "geoserver", "serve"]
     captured = _serve_and_capture(command, port, _env(database_url, port), tmp_path / "serve.log")
     access = [line for line in captured.splitlines() if '"GET /' in line]
@@ -117,7 +111,7 @@ def test_geoserver_serve_writes_access_lines_without_coordinates(database_url: s
 @pytest.mark.usefixtures("demo_city")
 @pytest.mark.parametrize("redact", [True, False], ids=["our config", "uvicorn default (control)"])
 def test_no_log_line_of_any_logger_holds_a_coordinate(database_url: str, tmp_path: Path, redact: bool) -> None:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-c", SERVER_SCRIPT, database_url, str(port), "redact" if redact else "plain"]
     captured = _serve_and_capture(command, port, _env(database_url, port), tmp_path / "server.log")
     assert "geoserver.state" in captured or "catalogue loaded" in captured  # root-logger records are captured

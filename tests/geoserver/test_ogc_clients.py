@@ -12,7 +12,7 @@ import pytest
 from owslib.ogcapi.features import Features
 
 from layers.catalogue.visibility import ANONYMOUS
-from tests.support.layers import fresh_registry
+from tests.support.layers import fresh_registry, one_row
 from tests.support.servers import LiveServer
 
 GDAL_ENV = {"PATH": "/usr/bin:/bin", "GDAL_HTTP_TIMEOUT": "60", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ""}
@@ -67,14 +67,14 @@ def test_ogr2ogr_with_a_spatial_filter_reads_what_the_database_holds(
     live_server: LiveServer, database_url: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "parcels.geojson"
+    # A box around the first parcels, wherever the demo generator put them.
+    row = one_row(
+        database_url,
+        "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM "
+        "(SELECT geom FROM layer_data.parcels ORDER BY parcel_id LIMIT 40) AS first) AS box",
+    )
+    box = [str(round(v, 4)) for v in row]
     with psycopg.connect(database_url) as conn:
-        # A box around the first parcels, wherever the demo generator put them.
-        row = conn.execute(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM "
-            "(SELECT geom FROM layer_data.parcels ORDER BY parcel_id LIMIT 40) AS first) AS box"
-        ).fetchone()
-        assert row is not None
-        box = [str(round(v, 4)) for v in row]
         expected = {
             r[0]
             for r in conn.execute(

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from geoserver.cluster import EmbeddedCluster
 from tests.support.cluster import die_with_parent, make_shared_dir
+from tests.support.servers import free_port
 
 DEMO_LAYERS = {
     "wards": "boundaries",
@@ -31,12 +31,6 @@ DEMO_LAYERS = {
     "events": "events",
     "service_requests": "service_requests",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -94,7 +88,7 @@ class Server:
 @pytest.fixture
 def server() -> Iterator[Server]:
     root = make_shared_dir("geoserver-serve-")
-    srv = Server(root / "data", _free_port())
+    srv = Server(root / "data", free_port())
     try:
         yield srv
     finally:

@@ -9,9 +9,9 @@ import urllib.request
 from pathlib import Path
 
 import morecantile
-import psycopg
 import pytest
 
+from tests.support.layers import one_row
 from tests.support.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,13 +48,11 @@ def test_maplibre_draws_the_demo_style_and_finds_a_seeded_feature(live_server: L
     from playwright.sync_api import sync_playwright
 
     assert MAPLIBRE.exists(), "run scripts/test (it installs maplibre-gl from npm)"
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT facility_id, ST_X(geom), ST_Y(geom) FROM layer_data.facilities "
-            "WHERE category = 'library' ORDER BY facility_id LIMIT 1"
-        ).fetchone()
-    assert row is not None
-    facility_id, lon, lat = row
+    facility_id, lon, lat = one_row(
+        database_url,
+        "SELECT facility_id, ST_X(geom), ST_Y(geom) FROM layer_data.facilities "
+        "WHERE category = 'library' ORDER BY facility_id LIMIT 1",
+    )
     page_url = f"{live_server.url}/__maplibre_test__.html"
     html = (
         '<!doctype html><html><body style="margin:0">'

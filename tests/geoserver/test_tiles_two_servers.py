@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ import psycopg
 import pytest
 
 from tests.support.cluster import die_with_parent
+from tests.support.servers import free_port
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -44,7 +38,7 @@ def two_servers(database_url: str, demo_city: dict[str, str]) -> Iterator[list[s
     """Two `geoserver serve` processes on the test database."""
     processes, urls = [], []
     for _ in range(2):
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "GEOSERVER_DATABASE_URL": database_url,

@@ -106,3 +106,18 @@ def test_members_and_staff_see_a_group_layer(conn: psycopg.Connection, group_lay
     assert catalogue.resolve(group_layer, staff).id == group_layer
     assert group_layer in [layer.id for layer in catalogue.visible(member)]
     assert group_layer not in [layer.id for layer in catalogue.visible(ANONYMOUS)]
+
+
+def test_the_catalogue_row_is_defined_once() -> None:
+    """The record's attributes are the catalogue table's columns by name, plus the derived `fields` and `bbox`."""
+    import dataclasses
+
+    from layers.catalogue.models import LayerRow
+    from layers.catalogue.records import Layer
+    from layers.catalogue.registry import RECORD_COLUMNS
+
+    derived = {"fields", "bbox", "_by_name"}
+    attributes = {f.name for f in dataclasses.fields(Layer)}
+    columns = set(LayerRow.__table__.c.keys())
+    assert attributes - derived == set(RECORD_COLUMNS) <= columns
+    assert columns - attributes == {"manifest", "extent", "created_at"}  # stored, never handed to the server

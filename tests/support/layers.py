@@ -84,3 +84,11 @@ def features_query(layer: Layer, *, limit: int, offset: int = 0) -> tuple[bytes,
         offset=Slot("offset"),
     )
     return render(query), {"limit": limit, "offset": offset}
+
+
+def one_row(database_url: str, query: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+    """The first row of a query a test asks the database directly (it must have one)."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return tuple(row)

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import socket
 import time
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class LiveServer:
     """A real uvicorn server on 127.0.0.1, in a thread of the test process, for real HTTP clients."""
 
     def __init__(self, app: object) -> None:
-        import socket
-
         import uvicorn
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = int(sock.getsockname()[1])
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
         self.server = uvicorn.Server(config)
