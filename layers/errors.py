@@ -24,7 +24,7 @@ class LayerNotFound(NotFound):
     """No layer with this id is visible to the caller."""
 
     def __init__(self, layer_id: str) -> None:
-        super().__init__(f"no layer named {layer_id!r}", parameter="collectionId")
+        super().__init__(f"no layer named {layer_id[:200]!r}", parameter="collectionId")
         self.layer_id = layer_id
 
 
@@ -38,6 +38,34 @@ class Unauthorized(GeoServerError):
     """Credentials were sent but are unknown, revoked or expired (never silently downgraded to anonymous)."""
 
     code = "unauthorized"
+
+
+class Forbidden(GeoServerError):
+    """The caller may see the thing but may not do this to it."""
+
+    code = "forbidden"
+
+
+class Conflict(GeoServerError):
+    """The request clashes with what exists (an id already taken, a stale version)."""
+
+    code = "conflict"
+
+
+class TooLarge(GeoServerError):
+    """What was sent is larger than the server accepts."""
+
+    code = "too_large"
+
+
+class QuotaExceeded(GeoServerError):
+    """A limit on how much or how often was reached; the client may retry after `retry_after_s` seconds."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int | None = None, parameter: str | None = None) -> None:
+        super().__init__(message, parameter=parameter)
+        self.retry_after_s = retry_after_s
 
 
 class ManifestError(GeoServerError):

@@ -104,6 +104,12 @@ class LayerManifest(BaseModel):
     max_zoom: int = Field(default=22, ge=0, le=24)
     visibility: str = "public"  # "public" or "group:<group id>"
     keywords: tuple[str, ...] = ()
+    serves_people: bool = False  # searched by /nearby when no layers are named: facilities, events
+    searchable_fields: tuple[str, ...] = ()  # public fields /search reads (names, addresses)
+    require_if_match: bool = False  # edits must send If-Match
+    community: bool = False  # an overlay uploaded by a community group (its owner), not City data
+    owner: str | None = None  # the owner group of a community overlay (also when it is public)
+    shared_groups: tuple[str, ...] = ()  # groups that see a non-public layer besides its owner
 
     @field_validator("id")
     @classmethod
@@ -143,12 +149,23 @@ class LayerManifest(BaseModel):
         unknown = set(self.field_descriptions) - public
         if unknown:
             raise ValueError(f"field_descriptions names fields that are not public: {sorted(unknown)}")
+        if not set(self.searchable_fields) <= public:
+            raise ValueError("searchable_fields must also be listed in public_fields")
+        if self.community and self.group is None:
+            raise ValueError("a community overlay needs its owner group")
         return self
 
     @property
     def group(self) -> str | None:
-        """The group a non-public layer belongs to, None for a public layer."""
+        """The owner group: a community overlay's group, or the group a non-public City layer belongs to."""
+        if self.owner is not None:
+            return self.owner
         return None if self.visibility == "public" else self.visibility.removeprefix("group:")
+
+    @property
+    def is_public(self) -> bool:
+        """True when anyone may see the layer."""
+        return self.visibility == "public"
 
 
 def load_manifest(path: Path) -> LayerManifest:

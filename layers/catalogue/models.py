@@ -1,6 +1,6 @@
 """The server's own tables: catalogue, fields, groups, memberships, API tokens, audit log.
 
-Alembic migrations in `layers/migrations/` create them; these models describe them for GeoAlchemy2/SQLAlchemy.
+Alembic migrations in `layers/catalogue/migrations/` create them; these models describe them for GeoAlchemy2/SQLAlchemy.
 Managed layer tables live in their own schema (`LAYER_SCHEMA`) and are not modelled here: their columns come from
 the files loaded into them. The `...Row` classes are the catalogue's rows as stored; `records.Layer` is what the rest
 of the server sees of a layer, built from `LayerRow`'s columns by name.
@@ -41,22 +41,31 @@ class Base(DeclarativeBase):
 
 
 class GroupRow(Base):
-    """A community group (or a City team) that owns layers and whose members may see them."""
+    """A community group (or a City team) that owns layers and whose members may see them.
+
+    Quotas left empty take the server's defaults (settings)."""
 
     __tablename__ = "groups"
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     name: Mapped[str] = mapped_column(Text)
+    name_fr: Mapped[str | None] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(Text)  # shown to City staff only
+    max_upload_mb: Mapped[int | None] = mapped_column(Integer)
+    max_features: Mapped[int | None] = mapped_column(BigInteger)
+    max_layers: Mapped[int | None] = mapped_column(Integer)
+    uploads_per_hour: Mapped[int | None] = mapped_column(Integer)
+    require_if_match: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class MembershipRow(Base):
-    """One subject's membership of a group."""
+    """One subject's role in a group: viewer (sees its layers), editor (uploads and edits), publisher (shares)."""
 
     __tablename__ = "memberships"
     group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
     subject: Mapped[str] = mapped_column(Text, primary_key=True)
-    role: Mapped[str] = mapped_column(Text, server_default="member")
-    __table_args__ = (CheckConstraint("role IN ('member', 'editor', 'admin')", name="membership_role"),)
+    role: Mapped[str] = mapped_column(Text, server_default="viewer")
+    __table_args__ = (CheckConstraint("role IN ('viewer', 'editor', 'publisher')", name="membership_role"),)
 
 
 class LayerRow(Base):
@@ -86,7 +95,14 @@ class LayerRow(Base):
     opening_hours_field: Mapped[str | None] = mapped_column(Text)
     min_zoom: Mapped[int] = mapped_column(Integer)
     max_zoom: Mapped[int] = mapped_column(Integer)
-    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id", ondelete="RESTRICT"))  # the owner group
+    is_public: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    shared_groups: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")  # seen by these groups too
+    is_community: Mapped[bool] = mapped_column(Boolean, server_default="false")  # uploaded by a group, not City data
+    serves_people: Mapped[bool] = mapped_column(Boolean, server_default="false")  # searched by /nearby by default
+    searchable_fields: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")  # public fields /search reads
+    require_if_match: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # unpublished, restorable
     extent: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326), nullable=True)
     temporal_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     temporal_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -98,6 +114,7 @@ class LayerRow(Base):
     __table_args__ = (
         CheckConstraint("source_kind IN ('managed', 'table')", name="layer_source_kind"),
         CheckConstraint("min_zoom BETWEEN 0 AND 24 AND max_zoom BETWEEN min_zoom AND 24", name="layer_zoom"),
+        CheckConstraint("is_public OR group_id IS NOT NULL", name="layer_visibility"),
     )
 
 
@@ -114,13 +131,19 @@ class FieldRow(Base):
 
 
 class TokenRow(Base):
-    """A bearer token, stored only as its SHA-256 digest."""
+    """A bearer token, stored only as its SHA-256 digest; listed and revoked by its prefix.
+
+    A token a group issues (`group_id`) carries its subject's role in that group only."""
 
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     token_sha256: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    prefix: Mapped[str | None] = mapped_column(Text, unique=True)
     subject: Mapped[str] = mapped_column(Text)
     is_staff: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    open311: Mapped[bool] = mapped_column(Boolean, server_default="false")  # may submit 311 requests
+    created_by: Mapped[str | None] = mapped_column(Text)
     label: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -136,6 +159,7 @@ class AuditRow(Base):
     actor: Mapped[str] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
     layer_id: Mapped[str | None] = mapped_column(Text)
+    group_id: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
 
 

@@ -62,7 +62,13 @@ class Layer:
     opening_hours_field: str | None
     min_zoom: int
     max_zoom: int
-    group_id: str | None
+    group_id: str | None  # the owner group: a community group's overlay, or a City layer restricted to a group
+    is_public: bool
+    shared_groups: tuple[str, ...]  # groups that see the layer besides its owner
+    is_community: bool  # uploaded by a community group, not City data
+    serves_people: bool  # searched by /nearby when no layers are named (facilities, events, community overlays)
+    searchable_fields: tuple[str, ...]  # public fields /search reads
+    require_if_match: bool  # edits must send If-Match
     bbox: tuple[float, float, float, float] | None
     temporal_start: datetime | None
     temporal_end: datetime | None
@@ -75,9 +81,12 @@ class Layer:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
 
     @property
-    def is_public(self) -> bool:
-        """True when anyone, anonymous included, may see the layer."""
-        return self.group_id is None
+    def visibility(self) -> str:
+        """Who sees the layer, as the API writes it: `public`, `group:<owner>` or `groups:<owner>,<shared>,...`."""
+        if self.is_public:
+            return "public"
+        viewers = [g for g in (self.group_id, *self.shared_groups) if g is not None]
+        return f"group:{viewers[0]}" if len(viewers) == 1 else "groups:" + ",".join(dict.fromkeys(viewers))
 
     @property
     def table(self) -> sql.Identifier:

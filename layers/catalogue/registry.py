@@ -20,8 +20,13 @@ from layers.errors import InvalidParameter, LayerNotFound
 from layers.sqlcompose import render
 
 # The record's attributes that are catalogue columns of the same name; `fields` and `bbox` are derived.
+# Unpublished layers (`deleted_at` set) are not loaded: for the server they do not exist.
 RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(Layer) if f.name in LayerRow.__table__.c)
-_TUPLES = {"keywords"}  # JSON arrays in the catalogue, tuples in the (frozen) record
+_TUPLES = {
+    "keywords",
+    "shared_groups",
+    "searchable_fields",
+}  # JSON arrays in the catalogue, tuples in the (frozen) record
 
 
 class Registry:
@@ -94,15 +99,16 @@ class Registry:
 LAYERS_QUERY = render(
     sql.SQL(
         "SELECT {columns}, ST_XMin(extent) AS xmin, ST_YMin(extent) AS ymin, ST_XMax(extent) AS xmax, "
-        "ST_YMax(extent) AS ymax FROM {layers} ORDER BY id"
+        "ST_YMax(extent) AS ymax FROM {layers} WHERE deleted_at IS NULL ORDER BY id"
     ).format(columns=sql.SQL(", ").join(sql.Identifier(name) for name in RECORD_COLUMNS), layers=LAYERS_TABLE)
 )
 
 # Private fields are filtered out here, in the database: they never reach Python.
 PUBLIC_FIELDS_QUERY = render(
     sql.SQL(
-        "SELECT layer_id, name, data_type, description FROM {fields} WHERE is_public ORDER BY layer_id, position"
-    ).format(fields=FIELDS_TABLE)
+        "SELECT f.layer_id, f.name, f.data_type, f.description FROM {fields} AS f JOIN {layers} AS l "
+        "ON l.id = f.layer_id WHERE f.is_public AND l.deleted_at IS NULL ORDER BY f.layer_id, f.position"
+    ).format(fields=FIELDS_TABLE, layers=LAYERS_TABLE)
 )
 
 

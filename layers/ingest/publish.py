@@ -163,6 +163,6 @@ def unpublish(database_url: str, layer_id: str, *, actor: str = "cli") -> bool:
             for event in ("insert", "update", "delete", "truncate"):
                 trigger = sql.Identifier(f"geoserver_announce_{event}")
                 conn.execute(render(sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(trigger, target)))
-        audit(conn, actor, "remove", layer_id, {})
-        announce(conn, {"layer": layer_id, "kind": "remove"})
+        conn.execute(*audit(actor, "remove", layer_id, {}))
+        conn.execute(*announce({"layer": layer_id, "kind": "remove"}))
     return True

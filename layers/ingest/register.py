@@ -106,8 +106,9 @@ def publish_rows(conn: psycopg.Connection[Any], manifest: LayerManifest, new: Ne
     _ensure_group(conn, manifest.group)
     _write_layer_row(conn, _layer_row(manifest, new, table_name, stats, version))
     _write_field_rows(conn, manifest, new.types)
-    audit(conn, actor, "load", manifest.id, {"version": version, "features": stats[0], "source": new.source_kind})
-    announce(conn, {"layer": manifest.id, "version": version, "kind": "reload"})
+    detail = {"version": version, "features": stats[0], "source": new.source_kind}
+    conn.execute(*audit(actor, "load", manifest.id, detail, group_id=manifest.group))
+    conn.execute(*announce({"layer": manifest.id, "version": version, "kind": "reload"}))
     return version
 
 
@@ -201,6 +202,12 @@ def _layer_row(
         "min_zoom": manifest.min_zoom,
         "max_zoom": manifest.max_zoom,
         "group_id": manifest.group,
+        "is_public": manifest.is_public,
+        "shared_groups": json.dumps(list(manifest.shared_groups)),
+        "is_community": manifest.community,
+        "serves_people": manifest.serves_people,
+        "searchable_fields": json.dumps(list(manifest.searchable_fields)),
+        "require_if_match": manifest.require_if_match,
         "feature_count": count,
         "version": version,
         "manifest": manifest.model_dump_json(),

@@ -8,16 +8,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from geoserver.app import create_app
 from geoserver.keys import key_file
-from layers.access.tokens import create_token
 from layers.catalogue.visibility import Principal
 from layers.ingest.load import load_file
+from tests.support.access import issue
 from tests.support.layers import DEMO_NOW, drop_layer, manifest, point, write_geojson
 
 DOWNTOWN: dict[str, Any] = {"lon": -114.07, "lat": 51.05}
@@ -211,8 +210,7 @@ def test_a_group_layer_is_refused_like_an_unknown_one_except_for_members(
     )
     anonymous = get(client, **DOWNTOWN, limit=100).json()
     assert group_layer not in {f["properties"]["layer"] for f in anonymous["features"]}
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        token = create_token(conn, "nearby-member", groups={"nearby-api-testers": "member"})
+    token = issue(database_url, "nearby-member", {"nearby-api-testers": "viewer"})
     member = get(client, **DOWNTOWN, layers=group_layer, headers={"Authorization": f"Bearer {token}"})
     assert member.status_code == 200 and member.json()["features"][0]["properties"]["name"] == "members only"
 

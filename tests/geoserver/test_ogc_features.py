@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 
-from layers.access.tokens import create_token
 from layers.catalogue.visibility import Principal
 from layers.ingest.load import load_file
 from layers.limits import MAX_LIMIT
+from tests.support.access import issue
 from tests.support.layers import drop_layer, manifest, point, write_geojson
 
 GROUP_LAYER = "friends' garden plots"
@@ -41,11 +41,10 @@ def group_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def tokens(database_url: str, group_layer: str) -> dict[str, str]:
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        return {
-            "member": create_token(conn, "gardener", groups={GROUP: "member"}),
-            "outsider": create_token(conn, "neighbour", groups={"other group": "member"}),
-        }
+    return {
+        "member": issue(database_url, "gardener", {GROUP: "viewer"}),
+        "outsider": issue(database_url, "neighbour", {"other group": "viewer"}),
+    }
 
 
 @pytest.fixture(scope="module")

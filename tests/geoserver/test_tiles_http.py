@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import mapbox_vector_tile
 import morecantile
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from layers.access.tokens import create_token
 from layers.catalogue.visibility import ANONYMOUS
 from layers.ingest.load import load_file
+from tests.support.access import issue
 from tests.support.layers import manifest, point, write_geojson
 
 DOWNTOWN = (-114.0719, 51.0447)
@@ -134,8 +133,7 @@ def group_overlay(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
         tmp_path_factory.mktemp("overlay") / "o.geojson", [({"name": "secret picnic"}, point(*DOWNTOWN))]
     )
     load_file(database_url, manifest("picnic overlay", ["name"], visibility="group:picnickers"), path)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        return create_token(conn, "pat@picnickers", groups={"picnickers": "member"})
+    return issue(database_url, "pat@picnickers", {"picnickers": "viewer"})
 
 
 def test_a_group_layer_is_invisible_to_others_and_private_to_members(

@@ -82,7 +82,7 @@ def group_layer(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.mark.parametrize(
     "principal",
-    [ANONYMOUS, Principal(subject="someone", groups=frozenset({"other-group"}))],
+    [ANONYMOUS, Principal(subject="someone", roles={"other-group": "viewer"})],
     ids=["anonymous", "other group"],
 )
 def test_an_invisible_layer_resolves_exactly_like_a_missing_one(
@@ -100,7 +100,7 @@ def test_an_invisible_layer_resolves_exactly_like_a_missing_one(
 
 def test_members_and_staff_see_a_group_layer(conn: psycopg.Connection, group_layer: str) -> None:
     catalogue = fresh_registry(conn)
-    member = Principal(subject="ann", groups=frozenset({"bowness-community"}))
+    member = Principal(subject="ann", roles={"bowness-community": "viewer"})
     staff = Principal(subject="gis", is_staff=True)
     assert catalogue.resolve(group_layer, member).group_id == "bowness-community"
     assert catalogue.resolve(group_layer, staff).id == group_layer
@@ -120,4 +120,9 @@ def test_the_catalogue_row_is_defined_once() -> None:
     attributes = {f.name for f in dataclasses.fields(Layer)}
     columns = set(LayerRow.__table__.c.keys())
     assert attributes - derived == set(RECORD_COLUMNS) <= columns
-    assert columns - attributes == {"manifest", "extent", "created_at"}  # stored, never handed to the server
+    assert columns - attributes == {
+        "manifest",
+        "extent",
+        "created_at",
+        "deleted_at",
+    }  # stored, never handed to the server

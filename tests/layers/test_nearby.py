@@ -256,7 +256,7 @@ def test_unknown_and_invisible_layers_are_refused_alike(database_url: str, ties_
             with pytest.raises(LayerNotFound) as refused:
                 registry.resolve_many([name], ANONYMOUS, cap=MAX_NEARBY_LAYERS, parameter="layers")
             messages.append(refused.value.message.replace(name, "X"))
-        member = Principal(subject="m", groups=frozenset({"nearby-testers"}))
+        member = Principal(subject="m", roles={"nearby-testers": "viewer"})
         found = registry.resolve_many(["nearby group overlay"], member, cap=MAX_NEARBY_LAYERS, parameter="layers")
         assert [layer.id for layer in found]
         return messages

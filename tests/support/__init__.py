@@ -1,1 +1,2 @@
-"""Helpers the tests share: scratch clusters, live servers, test layers. Fixtures live in conftest.py."""
+"""Helpers the tests share: scratch clusters, live servers, test layers and tokens. Shared fixtures live in
+conftest.py; a fixture only one module needs stays in that module."""
