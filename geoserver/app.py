@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from geoserver import errors, openapi
 from geoserver.keys import cursor_secret
 from geoserver.metrics import Metrics, MetricsMiddleware
-from geoserver.routes import catalog, collections, features, health, landing
+from geoserver.routes import catalog, collections, features, groups, health, landing, overlays
 from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import nearby as nearby_routes
 from geoserver.routes import styles as styles_routes
@@ -70,6 +70,8 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(collections.router)
     app.include_router(features.router)
     app.include_router(catalog.router)
+    app.include_router(groups.router)
+    app.include_router(overlays.router)
     app.include_router(health.router)
     app.include_router(nearby_routes.router)
     app.include_router(tiles_routes.router)

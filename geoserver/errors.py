@@ -14,12 +14,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers.errors import (
     ClusterError,
+    Conflict,
     DatabaseUnavailable,
+    Forbidden,
     GeoServerError,
     IngestError,
     InvalidParameter,
     ManifestError,
     NotFound,
+    QuotaExceeded,
+    TooLarge,
     Unauthorized,
 )
 
@@ -32,20 +36,30 @@ STATUS: list[tuple[type[GeoServerError], int]] = [
     (ManifestError, 422),
     (DatabaseUnavailable, 503),
     (Unauthorized, 401),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (TooLarge, 413),
+    (QuotaExceeded, 429),
     (ClusterError, 503),
 ]
 RETRY_AFTER_S = "5"
 
 
-def error_response(status: int, code: str, description: str, parameter: str | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, description: str, parameter: str | None = None, *, retry_after_s: int | None = None
+) -> JSONResponse:
     """An OGC-style JSON exception body."""
     body: dict[str, str] = {"code": code, "description": description}
     if parameter is not None:
         body["parameter"] = parameter
-    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    headers: dict[str, str] = {}
+    if retry_after_s is not None:
+        headers["Retry-After"] = str(retry_after_s)
+    elif status == 503:
+        headers["Retry-After"] = RETRY_AFTER_S
     if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse(body, status_code=status, headers=headers)
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def status_of(exc: GeoServerError) -> int:
@@ -61,7 +75,8 @@ async def _ours(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status >= 500 and status != 503:
         log.error("%s on %s", exc.code, request.url.path)
-    return error_response(status, exc.code, exc.message, exc.parameter)
+    retry = exc.retry_after_s if isinstance(exc, QuotaExceeded) else None
+    return error_response(status, exc.code, exc.message, exc.parameter, retry_after_s=retry)
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:

@@ -114,7 +114,18 @@ def caching(public: bool, lang: str | None = None) -> dict[str, str]:
 
 
 def json_response(
-    body: Any, *, public: bool, lang: str | None = None, media_type: str = JSON, headers: dict[str, str] | None = None
+    body: Any,
+    *,
+    public: bool,
+    lang: str | None = None,
+    media_type: str = JSON,
+    headers: dict[str, str] | None = None,
+    status: int = 200,
 ) -> Response:
     """A JSON response with the caching headers."""
-    return Response(orjson.dumps(body), media_type=media_type, headers={**caching(public, lang), **(headers or {})})
+    return Response(
+        orjson.dumps(body),
+        status_code=status,
+        media_type=media_type,
+        headers={**caching(public, lang), **(headers or {})},
+    )

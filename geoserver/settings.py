@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     )
     tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
     max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")
+    # What a community group may upload, unless City staff set other quotas on the group.
+    upload_max_mb: int = Field(default=50, ge=1, le=10_000, description="Largest upload, in megabytes (413 above).")
+    group_max_features: int = Field(default=100_000, ge=1, description="Features in one overlay at the most.")
+    group_max_layers: int = Field(default=20, ge=1, description="Overlays one group may have at the most.")
+    group_uploads_per_hour: int = Field(default=30, ge=1, description="Uploads per group per hour (429 above).")
 
     @field_validator("data_dir")
     @classmethod

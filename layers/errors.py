@@ -46,6 +46,12 @@ class Forbidden(GeoServerError):
     code = "forbidden"
 
 
+class LimitReached(Forbidden):
+    """A lasting limit (a group's number of layers) was reached: waiting will not help."""
+
+    code = "limit_reached"
+
+
 class Conflict(GeoServerError):
     """The request clashes with what exists (an id already taken, a stale version)."""
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,13 +71,21 @@ def demo_city(database_url: str) -> dict[str, str]:
     return {m.id: m.category for m in manifests}
 
 
+@pytest.fixture(scope="session")
+def app_data_dir() -> Iterator[Path]:
+    """The data directory of the test apps (uploads, keys): one per test session, removed afterwards."""
+    path = make_shared_dir("geoserver-test-app-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def client(database_url: str, demo_city: dict[str, str]) -> Iterator[TestClient]:
+def client(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[TestClient]:
     """An HTTP client for an app on the test database, once the demo City is in its catalogue."""
     from geoserver.app import create_app
     from geoserver.settings import Settings
 
-    settings = Settings(data_dir=Path(tempfile.gettempdir()) / "geoserver-test-app", connect_timeout_s=2)
+    settings = Settings(data_dir=app_data_dir, connect_timeout_s=2)
     with TestClient(create_app(settings, database_url)) as test_client:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -92,11 +99,11 @@ def client(database_url: str, demo_city: dict[str, str]) -> Iterator[TestClient]
 
 
 @pytest.fixture(scope="module")
-def live_server(database_url: str, demo_city: dict[str, str]) -> Iterator[LiveServer]:
+def live_server(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[LiveServer]:
     """The app on the test database with the demo City, served over real HTTP."""
     from geoserver.app import create_app
     from geoserver.settings import Settings
 
-    settings = Settings(data_dir=Path(tempfile.gettempdir()) / "geoserver-test-app", connect_timeout_s=2)
+    settings = Settings(data_dir=app_data_dir, connect_timeout_s=2)
     with LiveServer(create_app(settings, database_url)) as server:
         yield server

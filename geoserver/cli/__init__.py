@@ -1,11 +1,15 @@
-"""The `geoserver` command line: serve, migrate, load, demo, seed, layers, cluster."""
+"""The `geoserver` command line: serve, migrate, load, demo, seed, layers, groups, tokens, cluster."""
 
 from __future__ import annotations
 
 import logging
 import sys
 
-from geoserver.cli import catalogue, cluster, data, serve  # noqa: F401, I001 - each registers its commands, in this order
+# Each module registers its commands; `--help` lists them in this order.
+# isort: off
+from geoserver.cli import serve, data, catalogue, access, cluster  # noqa: F401
+
+# isort: on
 from geoserver.cli.common import app
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, NoReturn, TypeVar
 
 import typer
+from psycopg import AsyncConnection
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -20,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+T = TypeVar("T")
 
 
 def fail(message: str) -> NoReturn:
@@ -62,3 +65,19 @@ def progress_bar() -> Progress:
         console=console,
         transient=False,
     )
+
+
+def run_on_database(work: Callable[[AsyncConnection[Any]], Awaitable[T]]) -> T:
+    """Run `work` on one connection to the server's database, in a transaction, with clean failures."""
+
+    async def main(url: str) -> T:
+        async with await AsyncConnection.connect(url) as conn, conn.transaction():
+            return await work(conn)
+
+    settings = Settings()
+    with errors(), database(settings) as url:
+        from layers.catalogue.migrate import upgrade
+
+        upgrade(url)
+        return asyncio.run(main(url))
+    raise AssertionError("unreachable")  # errors() exits on failure

@@ -18,7 +18,7 @@ def _publish_all(url: str, settings: Settings, jobs: list[Job]) -> None:
     from layers.ingest.publish import publish_in_subprocess
 
     with progress_bar() as bar:
-        tasks = {job.manifest.id: bar.add_task(f"{job.manifest.id}: waiting", total=1) for job in jobs}
+        tasks = {job.layer_id: bar.add_task(f"{job.layer_id}: waiting", total=1) for job in jobs}
 
         def report(layer: str, stage: str, done: int, total: int) -> None:
             bar.update(tasks[layer], description=f"{layer}: {stage}", completed=done, total=max(total, 1))

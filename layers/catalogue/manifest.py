@@ -110,6 +110,7 @@ class LayerManifest(BaseModel):
     community: bool = False  # an overlay uploaded by a community group (its owner), not City data
     owner: str | None = None  # the owner group of a community overlay (also when it is public)
     shared_groups: tuple[str, ...] = ()  # groups that see a non-public layer besides its owner
+    private_fields: tuple[str, ...] = ()  # an overlay's fields kept private (its public ones are all the others)
 
     @field_validator("id")
     @classmethod
@@ -149,6 +150,8 @@ class LayerManifest(BaseModel):
         unknown = set(self.field_descriptions) - public
         if unknown:
             raise ValueError(f"field_descriptions names fields that are not public: {sorted(unknown)}")
+        if public & set(self.private_fields):
+            raise ValueError("a field cannot be both public and private")
         if not set(self.searchable_fields) <= public:
             raise ValueError("searchable_fields must also be listed in public_fields")
         if self.community and self.group is None:

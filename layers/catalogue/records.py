@@ -70,6 +70,7 @@ class Layer:
     searchable_fields: tuple[str, ...]  # public fields /search reads
     require_if_match: bool  # edits must send If-Match
     bbox: tuple[float, float, float, float] | None
+    publisher: str  # who publishes it: the City department, or the community group's name
     temporal_start: datetime | None
     temporal_end: datetime | None
     feature_count: int

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
-from layers.catalogue.models import FIELDS_TABLE, LAYERS_TABLE, LayerRow
+from layers.catalogue.models import FIELDS_TABLE, GROUPS_TABLE, LAYERS_TABLE, LayerRow
 from layers.catalogue.records import Field, Layer
 from layers.catalogue.visibility import Principal
 from layers.errors import InvalidParameter, LayerNotFound
@@ -84,7 +84,8 @@ class Registry:
             bbox = None
             if row["xmin"] is not None:
                 bbox = (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
-            layers.append(Layer(**values, fields=tuple(fields.get(row["id"], ())), bbox=bbox))
+            publisher = row["publisher"] or row["department"]
+            layers.append(Layer(**values, fields=tuple(fields.get(row["id"], ())), bbox=bbox, publisher=publisher))
         return cls(layers)
 
     @classmethod
@@ -98,9 +99,14 @@ class Registry:
 
 LAYERS_QUERY = render(
     sql.SQL(
-        "SELECT {columns}, ST_XMin(extent) AS xmin, ST_YMin(extent) AS ymin, ST_XMax(extent) AS xmax, "
-        "ST_YMax(extent) AS ymax FROM {layers} WHERE deleted_at IS NULL ORDER BY id"
-    ).format(columns=sql.SQL(", ").join(sql.Identifier(name) for name in RECORD_COLUMNS), layers=LAYERS_TABLE)
+        "SELECT {columns}, ST_XMin(l.extent) AS xmin, ST_YMin(l.extent) AS ymin, ST_XMax(l.extent) AS xmax, "
+        "ST_YMax(l.extent) AS ymax, CASE WHEN l.is_community THEN g.name ELSE l.department END AS publisher "
+        "FROM {layers} AS l LEFT JOIN {groups} AS g ON g.id = l.group_id WHERE l.deleted_at IS NULL ORDER BY l.id"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier("l", name) for name in RECORD_COLUMNS),
+        layers=LAYERS_TABLE,
+        groups=GROUPS_TABLE,
+    )
 )
 
 # Private fields are filtered out here, in the database: they never reach Python.

@@ -16,11 +16,12 @@ from layers.catalogue.journal import announce, audit
 from layers.catalogue.manifest import LayerManifest, city_manifest_dir
 from layers.catalogue.models import CATALOG_SCHEMA, LAYER_SCHEMA, LAYERS_TABLE
 from layers.catalogue.records import MANAGED
-from layers.errors import GeoServerError, IngestError
+from layers.errors import GeoServerError, IngestError, InvalidParameter, ManifestError, TooLarge
 from layers.sqlcompose import Slot, render
 
 if TYPE_CHECKING:  # the ingest stack (GDAL, geopandas) is imported only where a load actually runs
     from layers.ingest.load import Progress
+    from layers.ingest.overlays import OverlaySpec
     from layers.ingest.register import LoadResult
 
 
@@ -47,40 +48,76 @@ def publish(
 
 
 @dataclass(frozen=True)
+class Upload:
+    """A file a group uploaded: a new overlay (`spec`) or a new version of one (`stored`, its current manifest)."""
+
+    path: Path
+    spec: OverlaySpec | None
+    stored: LayerManifest | None
+    max_features: int
+    max_upload_bytes: int
+    actor: str
+
+
+@dataclass(frozen=True)
 class Job:
     """One layer to publish: its manifest, and optionally a file (and its CRS) instead of the manifest's source."""
 
-    manifest: LayerManifest
+    manifest: LayerManifest | None
     file: Path | None = None
     crs: str | None = None
     manifest_dir: Path | None = None
+    upload: Upload | None = None
+
+    @property
+    def layer_id(self) -> str:
+        """The id of the layer the job publishes."""
+        if self.manifest is not None:
+            return self.manifest.id
+        assert self.upload is not None
+        return (
+            self.upload.spec.id if self.upload.spec is not None else str(self.upload.stored and self.upload.stored.id)
+        )
 
 
 JobProgress = Callable[[str, str, int, int], None]  # layer id, stage, done, total
+# Errors a child reports keep their kind, so an upload's 413 or 400 stays one; anything else is an IngestError.
+_KINDS: dict[str, type[GeoServerError]] = {
+    k.__name__: k for k in (IngestError, InvalidParameter, TooLarge, ManifestError)
+}
+
+
+def _run(job: Job, database_url: str, data_dir: Path | None, report: Progress) -> LoadResult:
+    from layers.ingest.overlays import ingest_upload
+
+    if job.upload is not None:
+        u = job.upload
+        return ingest_upload(
+            database_url, u.path, spec=u.spec, stored=u.stored, max_features=u.max_features,
+            max_upload_bytes=u.max_upload_bytes, actor=u.actor, progress=report,
+        )  # fmt: skip
+    assert job.manifest is not None
+    return publish(
+        database_url, job.manifest, manifest_dir=job.manifest_dir, data_dir=data_dir, file=job.file, crs=job.crs,
+        progress=report,
+    )  # fmt: skip
 
 
 def _child(out: Any, database_url: str, jobs: list[Job], data_dir: Path | None) -> None:
     for job in jobs:
-        layer = job.manifest.id
+        layer = job.layer_id
 
         def report(stage: str, done: int, total: int, layer: str = layer) -> None:
             out.put(("progress", (layer, stage, done, total)))
 
         try:
-            result = publish(
-                database_url,
-                job.manifest,
-                manifest_dir=job.manifest_dir,
-                data_dir=data_dir,
-                file=job.file,
-                crs=job.crs,
-                progress=report,
-            )
+            result = _run(job, database_url, data_dir, report)
         except GeoServerError as exc:
-            out.put(("error", f"{layer}: {exc.message}"))
+            out.put(("error", (type(exc).__name__, exc.message, exc.parameter, layer)))
             return
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises a clean error
-            out.put(("error", f"{layer}: unexpected {exc.__class__.__name__} while loading: {str(exc)[:300]}"))
+            message = f"unexpected {exc.__class__.__name__} while loading: {str(exc)[:300]}"
+            out.put(("error", ("IngestError", message, None, layer)))
             return
         out.put(("done", result))
     out.put(("finished", None))
@@ -121,11 +158,16 @@ def publish_in_subprocess(
             elif kind == "finished":
                 return results
             elif kind == "error":
-                raise IngestError(payload)
+                raise _error(*payload, named=any(job.upload is None for job in jobs))
     finally:
         child.join(timeout=5)
         if child.is_alive():
             child.kill()
+
+
+def _error(kind: str, message: str, parameter: str | None, layer: str, *, named: bool) -> GeoServerError:
+    """A child's error in the parent, of the same kind; named after its layer for the command line."""
+    return _KINDS.get(kind, IngestError)(f"{layer}: {message}" if named else message, parameter=parameter)
 
 
 def catalogue_size(database_url: str) -> int:

@@ -97,7 +97,9 @@ def install_change_triggers(conn: psycopg.Connection[Any], table: sql.Identifier
         )
 
 
-def publish_rows(conn: psycopg.Connection[Any], manifest: LayerManifest, new: NewTable, actor: str) -> int:
+def publish_rows(
+    conn: psycopg.Connection[Any], manifest: LayerManifest, new: NewTable, actor: str, action: str = "load"
+) -> int:
     """Swap the new table in, write the catalogue rows, audit and announce. Returns the layer's new version."""
     old = _previous(conn, manifest.id)
     table_name = _swap(conn, old, new, manifest.id)
@@ -107,7 +109,7 @@ def publish_rows(conn: psycopg.Connection[Any], manifest: LayerManifest, new: Ne
     _write_layer_row(conn, _layer_row(manifest, new, table_name, stats, version))
     _write_field_rows(conn, manifest, new.types)
     detail = {"version": version, "features": stats[0], "source": new.source_kind}
-    conn.execute(*audit(actor, "load", manifest.id, detail, group_id=manifest.group))
+    conn.execute(*audit(actor, action, manifest.id, detail, group_id=manifest.group))
     conn.execute(*announce({"layer": manifest.id, "version": version, "kind": "reload"}))
     return version
 

@@ -39,9 +39,8 @@ def _when(value: datetime | None) -> dict[str, str] | None:
     return {"@value": iso(value), "@type": "xsd:dateTime"}
 
 
-def dataset(layer: Layer, base: str) -> dict[str, Any]:
-    """One layer as a DCAT dataset."""
-    url = f"{base}/collections/{quote(layer.id, safe='')}"
+def _distributions(layer: Layer, url: str) -> list[dict[str, Any]]:
+    """The layer's downloads, and its OGC API Features items."""
     distributions: list[dict[str, Any]] = [
         {
             "@type": "dcat:Distribution",
@@ -62,7 +61,13 @@ def dataset(layer: Layer, base: str) -> dict[str, Any]:
             "dct:conformsTo": {"@id": "http://www.opengis.net/spec/ogcapi-features-1/1.0"},
         }
     )
-    publisher = {"@type": "foaf:Organization", "foaf:name": layer.department}
+    return distributions
+
+
+def dataset(layer: Layer, base: str) -> dict[str, Any]:
+    """One layer as a DCAT dataset."""
+    url = f"{base}/collections/{quote(layer.id, safe='')}"
+    publisher = {"@type": "foaf:Organization", "foaf:name": layer.publisher}
     doc: dict[str, Any] = {
         "@id": url,
         "@type": "dcat:Dataset",
@@ -71,6 +76,7 @@ def dataset(layer: Layer, base: str) -> dict[str, Any]:
         "dct:description": _texts(layer.description),
         "dcat:keyword": list(layer.keywords),
         "dcat:theme": layer.category,
+        "dct:type": "community contribution" if layer.is_community else "City open data",
         "dct:publisher": publisher,
         "dct:creator": publisher,
         "dct:license": {"@id": layer.license_url} if layer.license_url else layer.license_name,
@@ -78,7 +84,7 @@ def dataset(layer: Layer, base: str) -> dict[str, Any]:
         "dct:accrualPeriodicity": {"@id": FREQUENCY + FREQUENCIES.get(layer.update_frequency, "UNKNOWN")},
         "dct:modified": _when(layer.updated_at),
         "dcat:landingPage": {"@id": url},
-        "dcat:distribution": distributions,
+        "dcat:distribution": _distributions(layer, url),
         "schema:variableMeasured": [
             {
                 "@type": "schema:PropertyValue",

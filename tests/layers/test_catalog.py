@@ -116,7 +116,7 @@ def test_the_catalogue_row_is_defined_once() -> None:
     from layers.catalogue.records import Layer
     from layers.catalogue.registry import RECORD_COLUMNS
 
-    derived = {"fields", "bbox", "_by_name"}
+    derived = {"fields", "bbox", "publisher", "_by_name"}
     attributes = {f.name for f in dataclasses.fields(Layer)}
     columns = set(LayerRow.__table__.c.keys())
     assert attributes - derived == set(RECORD_COLUMNS) <= columns

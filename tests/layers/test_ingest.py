@@ -125,7 +125,7 @@ def test_a_file_without_crs_is_refused_with_a_clear_message(tmp_path: Path, data
         for part in shp_dir.iterdir():
             if part.suffix != ".prj":
                 zf.write(part, part.name)
-    with pytest.raises(IngestError, match=r"no coordinate reference system; give one with --crs"):
+    with pytest.raises(IngestError, match=r"no coordinate reference system: give its EPSG code as `crs`"):
         load_file(database_url, manifest("nocrs", ["name"]), archive)
 
 

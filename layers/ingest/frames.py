@@ -1,0 +1,211 @@
+"""Preparing a file's rows for a layer: read safely, in EPSG:4326, 2D, valid, typed, with an id; and as COPY text.
+
+Nothing here touches the database: `load` stores what this prepares.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from layers.catalogue.manifest import LayerManifest
+from layers.errors import IngestError
+from layers.ingest.readers import MAX_ZIP_BYTES, read_file
+from layers.ingest.register import GEOM, GEOM_3857
+
+DEFAULT_ID = "fid"
+COPY_CHUNK_ROWS = 50_000
+COPY_NULL = "\\N"  # how a missing value travels in COPY (a text value of exactly \N would load as NULL)
+# Web Mercator is undefined at the poles; a layer outside this range cannot be tiled.
+MAX_LATITUDE = 85.05112878
+
+
+@dataclass
+class Frame:
+    """A file's rows, ready to store: EPSG:4326, 2D, valid and non-empty geometries."""
+
+    frame: gpd.GeoDataFrame
+    repaired: int  # invalid geometries made valid
+    dropped: int  # missing or empty geometries left out
+
+    @property
+    def columns(self) -> list[str]:
+        """The attribute columns, in file order."""
+        return [c for c in self.frame.columns if c != self.frame.geometry.name]
+
+
+def read_frame(
+    path: Path, *, layer: str | None = None, crs: str | None = None, max_unzipped_bytes: int = MAX_ZIP_BYTES
+) -> Frame:
+    """Read a file (see `readers`) and prepare its rows: reprojected, flattened to 2D, repaired."""
+    frame = read_file(path, layer=layer, crs=crs, max_unzipped_bytes=max_unzipped_bytes)
+    frame = frame.rename_geometry(GEOM) if frame.geometry.name != GEOM else frame
+    frame = _to_wgs84(frame, path.name)
+    frame, repaired, dropped = _repair(frame)
+    return Frame(frame.reset_index(drop=True), repaired, dropped)
+
+
+def as_timestamps(frame: gpd.GeoDataFrame, names: list[str | None]) -> None:
+    """Make the named columns instants (UTC where a value has no offset), in place; 422 naming a bad value."""
+    for name in names:
+        if name is None or isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+            continue
+        values = frame[name].astype("string")
+        parsed = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
+        bad = parsed.isna() & values.notna() & (values.str.strip() != "")
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise IngestError(
+                f"feature {first}: {name} = {str(values.iloc[first])[:40]!r} is not a date and time (use ISO 8601)",
+                parameter=name,
+            )
+        frame[name] = parsed
+
+
+def _to_wgs84(frame: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
+    if frame.crs is not None and frame.crs.to_epsg() != 4326:
+        frame = frame.to_crs(4326)
+    xmin, ymin, xmax, ymax = frame.total_bounds if len(frame) else (0, 0, 0, 0)
+    if (
+        not np.isfinite([xmin, ymin, xmax, ymax]).all()
+        or xmin < -180
+        or xmax > 180
+        or ymin < -MAX_LATITUDE
+        or ymax > MAX_LATITUDE
+    ):
+        raise IngestError(
+            f"{name}: coordinates fall outside longitude -180..180 / latitude -85..85 after reprojection; "
+            "check the CRS, or whether longitude and latitude are swapped"
+        )
+    return frame
+
+
+def _repair(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int, int]:
+    """Drop missing and empty geometries, repair invalid ones. Returns the frame, repaired and dropped counts."""
+    # Z and M are dropped: layers are 2D, and a file mixing 2D and 3D features must still load.
+    geoms = shapely.force_2d(frame.geometry.to_numpy())
+    frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    dropped = int((~keep).sum())
+    frame = frame.loc[keep].copy()
+    geoms = frame.geometry.to_numpy()
+    invalid = ~shapely.is_valid(geoms)
+    repaired = int(invalid.sum())
+    if repaired:
+        fixed = shapely.make_valid(geoms[invalid])
+        dims = shapely.get_dimensions(geoms[invalid])
+        # make_valid can turn a bad polygon into a collection of a polygon and stray lines: keep the parts
+        # of the original dimension so the layer keeps one kind of geometry.
+        fixed = np.array([_same_dimension(g, d) for g, d in zip(fixed, dims, strict=True)], dtype=object)
+        geoms = geoms.copy()
+        geoms[invalid] = fixed
+        frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
+        still_empty = shapely.is_empty(frame.geometry.to_numpy())
+        dropped += int(still_empty.sum())
+        frame = frame.loc[~still_empty]
+    return frame, repaired, dropped
+
+
+def _same_dimension(geom: Any, dim: int) -> Any:
+    if geom.geom_type != "GeometryCollection":
+        return geom
+    parts = [p for p in shapely.get_parts(geom) if shapely.get_dimensions(p) == dim]
+    return shapely.union_all(parts) if parts else shapely.Point()
+
+
+def geometry_type(frame: gpd.GeoDataFrame, declared: str) -> str:
+    """The column's geometry type: the declared one, promoted to Multi when the data mixes single and multi."""
+    found = set(frame.geom_type.unique()) if len(frame) else set()
+    if declared == "Geometry":
+        if len(found) == 1:
+            return found.pop()
+        bases = {t.removeprefix("Multi") for t in found}
+        return f"Multi{bases.pop()}" if len(bases) == 1 else "Geometry"
+    base = declared.removeprefix("Multi")
+    allowed = {base, f"Multi{base}"}
+    if not found <= allowed:
+        raise IngestError(f"the layer is declared {declared} but the file holds {', '.join(sorted(found - allowed))}")
+    return f"Multi{base}" if declared.startswith("Multi") or f"Multi{base}" in found else base
+
+
+def _pg_type(series: pd.Series) -> str:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "bigint"
+    if pd.api.types.is_float_dtype(dtype):
+        return "double precision"
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return "timestamptz"
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return "timestamp"
+    sample = series.dropna()
+    if len(sample) and sample.map(lambda v: isinstance(v, dict | list)).all():
+        return "jsonb"
+    return "text"
+
+
+def column_types(frame: gpd.GeoDataFrame, manifest: LayerManifest) -> dict[str, str]:
+    columns = [c for c in frame.columns if c != frame.geometry.name]
+    for name in columns:
+        if not isinstance(name, str) or not name or len(name.encode()) > 63 or "\x00" in name:
+            raise IngestError(f"the column name {str(name)[:40]!r} cannot be stored (empty, or over 63 bytes)")
+        if name in (GEOM, GEOM_3857):
+            raise IngestError(f"the file has a column named {name!r}, which the layer table reserves")
+    missing = [f for f in manifest.public_fields if f not in columns]
+    if missing:
+        raise IngestError(f"layer {manifest.id!r}: public fields not in the file: {', '.join(missing)}")
+    return {name: _pg_type(frame[name]) for name in columns}
+
+
+def id_column(frame: gpd.GeoDataFrame, manifest: LayerManifest) -> str:
+    if manifest.id_field is None:
+        if DEFAULT_ID in frame.columns:
+            raise IngestError(f"the file has a {DEFAULT_ID!r} column: name it as the layer's id_field")
+        frame.insert(0, DEFAULT_ID, np.arange(1, len(frame) + 1, dtype="int64"))
+        return DEFAULT_ID
+    if manifest.id_field not in frame.columns:
+        raise IngestError(f"layer {manifest.id!r}: the id field {manifest.id_field!r} is not in the file")
+    ids = frame[manifest.id_field]
+    if ids.isna().any():
+        raise IngestError(f"layer {manifest.id!r}: some features have no {manifest.id_field!r}")
+    if ids.duplicated().any():
+        raise IngestError(f"layer {manifest.id!r}: {manifest.id_field!r} repeats a value; ids must be unique")
+    return manifest.id_field
+
+
+def csv_chunks(frame: gpd.GeoDataFrame, columns: list[str], types: dict[str, str]) -> Any:
+    """Yield the frame as CSV text for COPY, geometry as hex EWKB, a chunk at a time."""
+    geoms = frame.geometry.to_numpy()
+    for start in range(0, len(frame), COPY_CHUNK_ROWS):
+        part = frame.iloc[start : start + COPY_CHUNK_ROWS]
+        out = pd.DataFrame(index=part.index)
+        for name in columns:
+            values = part[name]
+            if types[name] == "jsonb":
+                values = values.map(lambda v: None if v is None else json.dumps(v))
+            out[name] = values
+        chunk_geoms = shapely.set_srid(geoms[start : start + COPY_CHUNK_ROWS], 4326)
+        out[GEOM] = shapely.to_wkb(chunk_geoms, hex=True, include_srid=True)
+        buffer = io.StringIO()
+        # pandas quotes every field under QUOTE_NONNUMERIC, missing ones too: mark them with COPY_NULL,
+        # which COPY's FORCE_NULL turns into NULL even when quoted. An empty string stays an empty string.
+        out.to_csv(
+            buffer,
+            header=False,
+            index=False,
+            quoting=csv.QUOTE_NONNUMERIC,
+            na_rep=COPY_NULL,
+            date_format="%Y-%m-%dT%H:%M:%S.%f%z",
+        )
+        yield len(part), buffer.getvalue()

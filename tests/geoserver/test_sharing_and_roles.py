@@ -1,0 +1,151 @@
+"""Sharing and roles: sharing never makes a layer public by accident, nobody reaches above their role or outside
+their group, unpublished layers vanish and come back, and tokens never show in answers or logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.access import issue
+from tests.support.layers import point
+from tests.support.uploads import bearer, geojson_bytes, replace, upload
+
+OWNER, FRIEND, STRANGER = "share-owner", "share-friend", "share-stranger"
+LAYER = "shared walking routes"
+L = quote(LAYER, safe="")
+
+
+@pytest.fixture(scope="module")
+def people(client: TestClient, database_url: str) -> dict[str, str]:
+    staff = issue(database_url, "gis@share", staff=True)
+    for group in (OWNER, FRIEND, STRANGER):
+        assert (
+            client.post("/groups", json={"id": group, "name": group.title()}, headers=bearer(staff)).status_code == 201
+        )
+    found = {
+        "staff": staff,
+        "publisher": issue(database_url, "pub@owner", {OWNER: "publisher"}),
+        "editor": issue(database_url, "ed@owner", {OWNER: "editor"}),
+        "viewer": issue(database_url, "view@owner", {OWNER: "viewer"}),
+        "friend": issue(database_url, "f@friend", {FRIEND: "viewer"}),
+        "stranger": issue(database_url, "s@stranger", {STRANGER: "publisher"}),
+    }
+    walk = geojson_bytes([({"name": "river loop"}, point(-114.08, 51.05))])
+    made = upload(client, found["editor"], "walk.geojson", walk, id=LAYER, title="Walks", group=OWNER)
+    assert made.status_code == 201, made.text
+    return found
+
+
+def status(client: TestClient, token: str | None, path: str = f"/collections/{L}") -> int:
+    return client.get(path, headers=bearer(token) if token else {}).status_code
+
+
+def share(client: TestClient, token: str, visibility: str) -> int:
+    return client.patch(f"/collections/{L}", json={"visibility": visibility}, headers=bearer(token)).status_code
+
+
+def test_sharing_with_a_group_shows_the_layer_to_it_and_to_nobody_else(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    assert status(client, people["friend"]) == 404
+    assert share(client, people["publisher"], f"groups:{OWNER},{FRIEND}") == 200
+    doc = client.get(f"/collections/{L}", headers=bearer(people["friend"])).json()
+    assert doc["visibility"] == f"groups:{OWNER},{FRIEND}"
+    assert status(client, people["friend"], f"/collections/{L}/items") == 200
+    for outsider in (None, people["stranger"]):
+        assert status(client, outsider) == 404 and status(client, outsider, f"/collections/{L}/items") == 404
+    assert LAYER not in client.get("/catalog").text and LAYER not in client.get("/collections").text
+    assert share(client, people["publisher"], f"group:{OWNER}") == 200  # the share is revoked
+    assert status(client, people["friend"]) == 404 and status(client, None) == 404
+
+
+@pytest.mark.parametrize(
+    "visibility", [f"group:{FRIEND}", f"groups:{FRIEND}", "groups:share-owner,no-such-group", "everyone", "", "PUBLIC"]
+)
+def test_a_malformed_or_foreign_visibility_is_refused_and_changes_nothing(
+    client: TestClient, people: dict[str, str], visibility: str
+) -> None:
+    response = client.patch(f"/collections/{L}", json={"visibility": visibility}, headers=bearer(people["publisher"]))
+    assert response.status_code == 400 and response.json()["parameter"] == "visibility"
+    assert status(client, None) == 404 and status(client, people["friend"]) == 404
+
+
+def test_roles_decide_who_may_change_what(client: TestClient, people: dict[str, str]) -> None:
+    assert share(client, people["editor"], "public") == 403  # an editor never changes who sees a layer
+    assert share(client, people["viewer"], "public") == 403
+    assert share(client, people["stranger"], "public") == 404  # another group cannot even tell it exists
+    title = client.patch(f"/collections/{L}", json={"title": "Walking routes"}, headers=bearer(people["editor"]))
+    assert title.status_code == 200 and title.json()["title"] == "Walking routes"
+    walk = geojson_bytes([({"name": "ridge"}, point(-114.09, 51.05))])
+    assert replace(client, people["viewer"], LAYER, "w.geojson", walk).status_code == 403
+    assert replace(client, people["stranger"], LAYER, "w.geojson", walk).status_code == 404
+    assert status(client, None) == 404
+
+
+def test_a_publisher_manages_its_own_group_only_and_never_above_its_role(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    pub, stranger = bearer(people["publisher"]), bearer(people["stranger"])
+    assert client.get(f"/groups/{OWNER}/members", headers=stranger).status_code == 404
+    assert client.post(f"/groups/{OWNER}/tokens", json={"subject": "x"}, headers=stranger).status_code == 404
+    assert client.post(f"/groups/{OWNER}/members", json={"subject": "x", "role": "editor"},
+                       headers=bearer(people["editor"])).status_code == 403  # fmt: skip
+    staff_attempt = client.post(f"/groups/{OWNER}/tokens", json={"subject": "x", "staff": True}, headers=pub)
+    assert staff_attempt.status_code == 400  # no such field: a group never grants staff
+    assert (
+        client.post(f"/groups/{OWNER}/members", json={"subject": "x", "role": "admin"}, headers=pub).status_code == 400
+    )
+    assert client.post("/groups", json={"id": "made-by-pub", "name": "x"}, headers=pub).status_code == 403
+    assert client.patch(f"/groups/{OWNER}", json={"max_layers": 999}, headers=pub).status_code == 403
+    issued = client.post(f"/groups/{OWNER}/tokens", json={"subject": "new@owner", "role": "editor"}, headers=pub)
+    assert issued.status_code == 201
+    me = client.get("/me", headers=bearer(issued.json()["token"])).json()
+    assert me == {"subject": "new@owner", "staff": False, "groups": {OWNER: "editor"}}
+
+
+def test_an_overlay_can_never_take_a_city_layers_place(client: TestClient, people: dict[str, str]) -> None:
+    walk = geojson_bytes([({"name": "x"}, point(-114.08, 51.05))])
+    shadow = upload(client, people["staff"], "w.geojson", walk, id="communities", title="x", group=OWNER)
+    assert shadow.status_code == 409
+    for who in ("editor", "staff"):
+        assert replace(client, people[who], "communities", "w.geojson", walk).status_code == 403
+    assert client.patch("/collections/wards", json={"visibility": "public"},
+                        headers=bearer(people["publisher"])).status_code == 403  # fmt: skip
+
+
+def test_unpublished_layers_vanish_for_everyone_and_staff_bring_them_back(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    assert client.delete(f"/collections/{L}", headers=bearer(people["editor"])).status_code == 403
+    assert client.delete(f"/collections/{L}", headers=bearer(people["publisher"])).status_code == 204
+    assert status(client, people["publisher"]) == 404 and status(client, people["staff"]) == 404
+    walk = geojson_bytes([({"name": "x"}, point(-114.08, 51.05))])
+    taken = upload(client, people["editor"], "w.geojson", walk, id=LAYER, title="again", group=OWNER)
+    assert taken.status_code == 409  # an unpublished layer keeps its id
+    assert client.post(f"/collections/{L}/restore", headers=bearer(people["publisher"])).status_code == 403
+    restored = client.post(f"/collections/{L}/restore", headers=bearer(people["staff"]))
+    assert restored.status_code == 200 and status(client, people["viewer"]) == 200
+
+
+def test_tokens_never_show_in_answers_or_logs(
+    client: TestClient, people: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = people["editor"]
+    answers = [
+        client.get("/me", headers=bearer(secret + "x")),
+        client.get(f"/me?access_token={secret}"),
+        client.get(f"/collections/{L}", headers=bearer(secret)),
+        client.patch(f"/collections/{L}", json={"visibility": "public"}, headers=bearer(secret)),
+        client.get(f"/groups/{OWNER}/tokens", headers=bearer(people["publisher"])),
+    ]
+    for answer in answers:
+        assert secret not in answer.text and people["publisher"] not in answer.text
+    # The test client logs the URLs it asks for (that is the client, not the server): leave its records out.
+    logged = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
+    assert any(r.name.startswith("httpx") for r in caplog.records)
+    assert secret not in logged and secret[3:20] not in logged
