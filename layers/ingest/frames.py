@@ -5,9 +5,7 @@ Nothing here touches the database: `load` stores what this prepares.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from psycopg.types.json import Jsonb
 
 from layers.catalogue.manifest import LayerManifest
 from layers.errors import IngestError
@@ -23,8 +22,6 @@ from layers.ingest.readers import MAX_ZIP_BYTES, read_file
 from layers.ingest.register import GEOM, GEOM_3857
 
 DEFAULT_ID = "fid"
-COPY_CHUNK_ROWS = 50_000
-COPY_NULL = "\\N"  # how a missing value travels in COPY (a text value of exactly \N would load as NULL)
 # Web Mercator is undefined at the poles; a layer outside this range cannot be tiled.
 MAX_LATITUDE = 85.05112878
 
@@ -149,10 +146,9 @@ def _pg_type(series: pd.Series) -> str:
         return "timestamptz"
     if pd.api.types.is_datetime64_dtype(dtype):
         return "timestamp"
-    sample = series.dropna()
-    if len(sample) and sample.map(lambda v: isinstance(v, dict | list)).all():
-        return "jsonb"
-    return "text"
+    # JSON only when every value is an object or a list: stop at the first that is not (text columns stop at once).
+    values = series.dropna()
+    return "jsonb" if len(values) and all(isinstance(v, dict | list) for v in values) else "text"
 
 
 def column_types(frame: gpd.GeoDataFrame, manifest: LayerManifest) -> dict[str, str]:
@@ -184,28 +180,40 @@ def id_column(frame: gpd.GeoDataFrame, manifest: LayerManifest) -> str:
     return manifest.id_field
 
 
-def csv_chunks(frame: gpd.GeoDataFrame, columns: list[str], types: dict[str, str]) -> Any:
-    """Yield the frame as CSV text for COPY, geometry as hex EWKB, a chunk at a time."""
+def promote_to_multi(frame: gpd.GeoDataFrame, geometry_type: str) -> None:
+    """Make single geometries multi in place when the layer's type is Multi* (a file may mix the two)."""
+    if not geometry_type.startswith("Multi"):
+        return
     geoms = frame.geometry.to_numpy()
-    for start in range(0, len(frame), COPY_CHUNK_ROWS):
-        part = frame.iloc[start : start + COPY_CHUNK_ROWS]
-        out = pd.DataFrame(index=part.index)
-        for name in columns:
-            values = part[name]
-            if types[name] == "jsonb":
-                values = values.map(lambda v: None if v is None else json.dumps(v))
-            out[name] = values
-        chunk_geoms = shapely.set_srid(geoms[start : start + COPY_CHUNK_ROWS], 4326)
-        out[GEOM] = shapely.to_wkb(chunk_geoms, hex=True, include_srid=True)
-        buffer = io.StringIO()
-        # pandas quotes every field under QUOTE_NONNUMERIC, missing ones too: mark them with COPY_NULL,
-        # which COPY's FORCE_NULL turns into NULL even when quoted. An empty string stays an empty string.
-        out.to_csv(
-            buffer,
-            header=False,
-            index=False,
-            quoting=csv.QUOTE_NONNUMERIC,
-            na_rep=COPY_NULL,
-            date_format="%Y-%m-%dT%H:%M:%S.%f%z",
-        )
-        yield len(part), buffer.getvalue()
+    single = np.isin(shapely.get_type_id(geoms), _SINGLE_TYPE_IDS)
+    if not single.any():
+        return
+    make = {"MultiPoint": shapely.multipoints, "MultiLineString": shapely.multilinestrings,
+            "MultiPolygon": shapely.multipolygons}[geometry_type]  # fmt: skip
+    promoted = geoms.copy()
+    indices = np.arange(int(single.sum()))
+    promoted[single] = make(geoms[single], indices=indices)
+    frame[frame.geometry.name] = gpd.GeoSeries(promoted, index=frame.index, crs=frame.crs)
+
+
+_SINGLE_TYPE_IDS = (0, 1, 3)  # Point, LineString, Polygon
+
+
+def copy_rows(frame: gpd.GeoDataFrame, columns: list[str], types: dict[str, str]) -> Iterator[tuple[Any, ...]]:
+    """The frame's rows as Python values for a binary COPY, the geometry last as WKB (its SRID is the column's)."""
+    values = [_python_values(frame[name], types[name]) for name in columns]
+    wkb = map(Wkb, shapely.to_wkb(frame.geometry.to_numpy()))
+    return zip(*values, wkb, strict=True)
+
+
+def _python_values(series: pd.Series, pg_type: str) -> list[Any]:
+    values = series.astype(object).where(series.notna(), None).tolist()
+    if pg_type == "jsonb":
+        return [None if v is None else Jsonb(v) for v in values]
+    if pg_type == "text":
+        return [v if v is None or isinstance(v, str) else str(v) for v in values]
+    return values
+
+
+class Wkb(bytes):
+    """A geometry as WKB, sent as-is in a binary COPY (see `load.geometry_dumper`)."""

@@ -14,11 +14,23 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
+from psycopg.types import TypeInfo
 
 from layers.catalogue.manifest import LayerManifest
 from layers.catalogue.models import LAYER_SCHEMA
 from layers.errors import IngestError
-from layers.ingest.frames import COPY_NULL, Frame, column_types, csv_chunks, geometry_type, id_column, read_frame
+from layers.ingest.frames import (
+    Frame,
+    Wkb,
+    column_types,
+    copy_rows,
+    geometry_type,
+    id_column,
+    promote_to_multi,
+    read_frame,
+)
 from layers.ingest.register import (
     GEOM,
     GEOM_3857,
@@ -31,6 +43,7 @@ from layers.ingest.register import (
 from layers.sqlcompose import render
 
 Progress = Callable[[str, int, int], None]
+PROGRESS_ROWS = 50_000  # report the COPY's progress every this many rows
 
 
 def _noop(stage: str, done: int, total: int) -> None:
@@ -77,6 +90,7 @@ def load_frame(
     """Store prepared rows as the layer's new version, atomically (see the module's docstring)."""
     frame = rows.frame
     gtype = geometry_type(frame, manifest.geometry_type)
+    promote_to_multi(frame, gtype)
     id_name = id_column(frame, manifest)
     types = column_types(frame, manifest)
     columns = list(types)
@@ -84,70 +98,79 @@ def load_frame(
     with psycopg.connect(database_url) as conn, conn.transaction():
         lock_layer(conn, manifest.id)
         table = sql.Identifier(LAYER_SCHEMA, staging)
-        _create_staging(conn, table, columns, types)
-        names = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, GEOM])
-        copy_sql = render(
-            sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv, NULL {}, FORCE_NULL ({}))").format(
-                table, names, sql.Literal(COPY_NULL), names
-            )
-        )
-        done = 0
-        with conn.cursor().copy(copy_sql) as copy:
-            for count, text in csv_chunks(frame, columns, types):
-                copy.write(text)
-                done += count
-                progress("copy", done, len(frame))
+        # The table is made with its final types and its generated EPSG:3857 column: COPY writes every row once.
+        _create_table(conn, table, columns, types, gtype)
+        _copy(conn, table, frame, columns, types, progress)
         progress("index", 0, 1)
-        _finish_table(conn, table, staging, gtype, id_name, manifest.id)
+        _finish_table(conn, table, staging, id_name, manifest.id)
         progress("index", 1, 1)
         version = publish_rows(conn, manifest, NewTable(LAYER_SCHEMA, staging, id_name, gtype, types), actor, action)
     progress("done", 1, 1)
     return LoadResult(manifest.id, len(frame), rows.repaired, rows.dropped, version)
 
 
-def _create_staging(
-    conn: psycopg.Connection[Any], table: sql.Identifier, columns: list[str], types: dict[str, str]
+def _create_table(
+    conn: psycopg.Connection[Any], table: sql.Identifier, columns: list[str], types: dict[str, str], gtype: str
 ) -> None:
     conn.execute(
         render(
-            sql.SQL("CREATE TABLE {} ({}, {} geometry(Geometry, 4326))").format(
-                table,
-                sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns),
-                sql.Identifier(GEOM),
+            sql.SQL(
+                "CREATE TABLE {t} ({cols}, {g} geometry({gtype}, 4326) NOT NULL, "
+                "{g3857} geometry({gtype}, 3857) GENERATED ALWAYS AS (ST_Transform({g}, 3857)) STORED)"
+            ).format(
+                t=table,
+                cols=sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(types[c])) for c in columns),
+                g=sql.Identifier(GEOM),
+                gtype=sql.SQL(gtype),
+                g3857=sql.Identifier(GEOM_3857),
             )
         )
     )
 
 
-def _finish_table(
+def _copy(
     conn: psycopg.Connection[Any],
     table: sql.Identifier,
-    staging: str,
-    geometry_type: str,
-    id_column: str,
-    layer_id: str,
+    frame: Any,
+    columns: list[str],
+    types: dict[str, str],
+    progress: Progress,
 ) -> None:
-    gtype = sql.SQL(geometry_type)
-    to_type = (
-        sql.SQL("ST_Multi({})").format(sql.Identifier(GEOM))
-        if geometry_type.startswith("Multi")
-        else sql.Identifier(GEOM)
-    )
+    """Binary COPY of every row (about twice as fast as CSV text, measured on a million points)."""
+    geometry = TypeInfo.fetch(conn, "geometry")
+    assert geometry is not None, "PostGIS is not installed in this database"
+    conn.adapters.register_dumper(Wkb, _wkb_dumper(geometry.oid))
+    names = sql.SQL(", ").join(sql.Identifier(c) for c in [*columns, GEOM])
+    statement = render(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(table, names))
+    total = len(frame)
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types([types[c] for c in columns] + [geometry.oid])
+        for done, row in enumerate(copy_rows(frame, columns, types), start=1):
+            copy.write_row(row)
+            if done % PROGRESS_ROWS == 0 or done == total:
+                progress("copy", done, total)
+
+
+def _wkb_dumper(oid: int) -> type[Dumper]:
+    class WkbDumper(Dumper):
+        """WKB bytes as PostGIS's binary geometry input (a geometry without SRID takes the column's)."""
+
+        format = Format.BINARY
+
+        def dump(self, obj: Any) -> bytes:
+            return bytes(obj)
+
+    WkbDumper.oid = oid
+    return WkbDumper
+
+
+def _finish_table(
+    conn: psycopg.Connection[Any], table: sql.Identifier, staging: str, id_column: str, layer_id: str
+) -> None:
     conn.execute(
         render(
-            sql.SQL(
-                "ALTER TABLE {t} ALTER COLUMN {g} TYPE geometry({gtype}, 4326) USING {to_type}, "
-                "ALTER COLUMN {g} SET NOT NULL, "
-                "ADD COLUMN {g3857} geometry({gtype}, 3857) GENERATED ALWAYS AS (ST_Transform({g}, 3857)) STORED, "
-                "ADD CONSTRAINT {pk} PRIMARY KEY ({id})"
-            ).format(
-                t=table,
-                g=sql.Identifier(GEOM),
-                gtype=gtype,
-                to_type=to_type,
-                g3857=sql.Identifier(GEOM_3857),
-                pk=sql.Identifier(f"{staging}_pkey"),
-                id=sql.Identifier(id_column),
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+                table, sql.Identifier(f"{staging}_pkey"), sql.Identifier(id_column)
             )
         )
     )

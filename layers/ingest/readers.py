@@ -219,7 +219,7 @@ def _read_with_gdal(path: Path, driver: str, layer: str | None) -> gpd.GeoDataFr
     found = info.get("driver")
     if found != driver and not (driver in KML_DRIVERS and found in KML_DRIVERS):
         raise IngestError(f"{path.name} is a {found} file, not {driver}")
-    frame = pyogrio.read_dataframe(path, layer=layer)
+    frame = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)  # Arrow: about twice as fast (measured)
     return _tidy_kml(frame) if driver in KML_DRIVERS else frame
 
 
