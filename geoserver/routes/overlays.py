@@ -28,6 +28,43 @@ from layers.ingest.publish import Job, Upload, publish_in_subprocess
 from layers.ingest.register import LoadResult
 
 router = APIRouter(tags=["community overlays"])
+_TEXT = {"type": "string"}
+_FORM_FIELDS = {
+    "file": {"type": "string", "format": "binary",
+             "description": "GeoJSON, GeoPackage, zipped Shapefile, KML or CSV with lon/lat columns (by extension)."},
+    "id": {**_TEXT, "description": "The layer's id in URLs (not one that exists)."},
+    "title": _TEXT, "group": {**_TEXT, "description": "The group that owns it (you must be one of its editors)."},
+    "description": _TEXT, "category": {**_TEXT, "description": "e.g. events; default community."},
+    "crs": {**_TEXT, "description": "EPSG code for a file that has no CRS of its own, e.g. EPSG:3776."},
+    "id_field": _TEXT, "private_fields": {**_TEXT, "description": "Comma-separated fields nobody else sees."},
+    "time_start": _TEXT, "time_end": _TEXT, "opening_hours_field": _TEXT,
+    "min_zoom": {"type": "integer", "minimum": 0, "maximum": 22},
+}  # fmt: skip
+_ERRORS = {
+    str(code): {"description": text}
+    for code, text in ((400, "A form field or the body is malformed or unknown."), (401, "No valid token."),
+                       (403, "Your role does not allow this, or a limit is reached."),
+                       (404, "No such layer or group (or you may not see it)."), (409, "The id is taken."),
+                       (413, "The file is too large, or holds too many features."),
+                       (422, "The file cannot be read as a layer (the message says why)."),
+                       (429, "Too many uploads this hour (see Retry-After)."))
+}  # fmt: skip
+
+
+def _multipart(*required: str, fields: tuple[str, ...] = tuple(_FORM_FIELDS)) -> dict[str, Any]:
+    schema = {"type": "object", "required": list(required), "properties": {n: _FORM_FIELDS[n] for n in fields}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}},
+            "responses": _ERRORS}  # fmt: skip
+
+
+_MERGE_PATCH = {
+    "requestBody": {"required": True, "content": {"application/merge-patch+json": {"schema": {
+        "type": "object", "additionalProperties": False, "properties": {
+            "title": {}, "description": {}, "category": _TEXT, "min_zoom": {"type": "integer"},
+            "max_zoom": {"type": "integer"},
+            "visibility": {**_TEXT, "description": "public, group:<gid> or groups:<gid>,<gid>,... (publishers)."}}}}}},
+    "responses": _ERRORS,
+}  # fmt: skip
 log = logging.getLogger("geoserver.overlays")
 REQUIRED = ("id", "title", "group")
 OPTIONAL = ("description", "category", "crs", "id_field", "private_fields", "time_start", "time_end",
@@ -111,7 +148,12 @@ def _required(received: Received) -> None:
         raise InvalidParameter(f"{missing[0]} is required", parameter=missing[0])
 
 
-@router.post("/collections", summary="Upload a community overlay (multipart/form-data)", status_code=201)
+@router.post(
+    "/collections",
+    summary="Upload a community overlay (multipart/form-data)",
+    status_code=201,
+    openapi_extra=_multipart("file", "id", "title", "group"),
+)
 async def upload(request: Request, state: StateDep, principal: SignedInDep) -> Response:
     """A new layer from a GeoJSON, GeoPackage, zipped Shapefile, KML or CSV file, seen by the group only at first."""
     async with received_upload(request, state.settings.data_dir / "uploads", await _stream_cap(state)) as received:
@@ -139,7 +181,11 @@ def _editable(state: AppState, principal: Principal, layer_id: str) -> Layer:
     return layer
 
 
-@router.put("/collections/{collection_id}/data", summary="Replace an overlay's data (a new version)")
+@router.put(
+    "/collections/{collection_id}/data",
+    summary="Replace an overlay's data (a new version)",
+    openapi_extra=_multipart("file", fields=("file",)),
+)
 async def replace_data(collection_id: str, request: Request, state: StateDep, principal: SignedInDep) -> Response:
     """The uploaded file becomes the layer's next version; metadata, private fields and visibility stay."""
     layer = _editable(state, principal, collection_id)
@@ -159,7 +205,11 @@ async def replace_data(collection_id: str, request: Request, state: StateDep, pr
     return _answer(request, state, principal, layer.id, result)
 
 
-@router.patch("/collections/{collection_id}", summary="Change an overlay's metadata or who sees it (merge-patch)")
+@router.patch(
+    "/collections/{collection_id}",
+    summary="Change an overlay's metadata or who sees it (merge-patch)",
+    openapi_extra=_MERGE_PATCH,
+)
 async def patch_layer(collection_id: str, request: Request, state: StateDep, principal: SignedInDep) -> Response:
     """title, description, category, min_zoom, max_zoom (editors); visibility: public, group:<gid>,
     groups:<gid>,<gid> (publishers)."""
