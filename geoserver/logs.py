@@ -56,4 +56,6 @@ def uvicorn_log_config() -> dict[str, Any]:
         handler["filters"] = [*handler.get("filters", []), "redact_query"]
     config["loggers"][ACCESS_LOGGER]["filters"] = ["redact_query"]
     config["root"] = {"handlers": ["root"]}
+    # The server's own progress lines (an upload's stages, the catalogue reloads) are INFO: shown like uvicorn's.
+    config["loggers"]["geoserver"] = {"level": "INFO"}
     return config
