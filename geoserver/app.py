@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from geoserver import errors, openapi
 from geoserver.keys import cursor_secret
 from geoserver.metrics import Metrics, MetricsMiddleware
-from geoserver.routes import catalog, collections, features, groups, health, landing, overlays
+from geoserver.routes import catalog, changes, collections, edits, features, groups, health, history, landing, overlays
 from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import nearby as nearby_routes
 from geoserver.routes import styles as styles_routes
@@ -21,6 +21,10 @@ from geoserver.settings import Settings
 from geoserver.state import AppState, make_pool, running
 from layers.queries.cursor import CursorSigner
 from tiles.cache import TileCache
+
+# Route modules, in the order their paths are matched (fixed paths before templated ones of the same shape).
+ROUTES = (landing, collections, features, edits, history, changes, catalog, groups, overlays, health, nearby_routes,
+          tiles_routes, styles_routes, metrics_routes)  # fmt: skip
 
 
 def app_from_environment() -> FastAPI:
@@ -62,20 +66,19 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
-        allow_methods=["GET", "HEAD", "OPTIONS"],
-        allow_headers=["Authorization", "If-None-Match", "Accept-Language"],
-        expose_headers=["ETag", "Content-Crs", "Location", "X-Tile-Cache", "Retry-After"],
+        allow_methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "If-None-Match",
+            "If-Match",
+            "Accept-Language",
+            "Content-Type",
+            "Content-Crs",
+            "Last-Event-ID",
+        ],
+        expose_headers=["ETag", "Content-Crs", "Location", "X-Tile-Cache", "Retry-After", "X-Request-Id", "Allow"],
     )
-    app.include_router(landing.router)
-    app.include_router(collections.router)
-    app.include_router(features.router)
-    app.include_router(catalog.router)
-    app.include_router(groups.router)
-    app.include_router(overlays.router)
-    app.include_router(health.router)
-    app.include_router(nearby_routes.router)
-    app.include_router(tiles_routes.router)
-    app.include_router(styles_routes.router)
-    app.include_router(metrics_routes.router)
+    for module in ROUTES:
+        app.include_router(module.router)
     openapi.install(app)
     return app

@@ -21,7 +21,10 @@ from layers.errors import (
     IngestError,
     InvalidParameter,
     ManifestError,
+    NotAllowed,
     NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
     QuotaExceeded,
     TooLarge,
     Unauthorized,
@@ -37,7 +40,10 @@ STATUS: list[tuple[type[GeoServerError], int]] = [
     (DatabaseUnavailable, 503),
     (Unauthorized, 401),
     (Forbidden, 403),
+    (NotAllowed, 405),
     (Conflict, 409),
+    (PreconditionFailed, 412),
+    (PreconditionRequired, 428),
     (TooLarge, 413),
     (QuotaExceeded, 429),
     (ClusterError, 503),
@@ -76,7 +82,10 @@ async def _ours(request: Request, exc: Exception) -> JSONResponse:
     if status >= 500 and status != 503:
         log.error("%s on %s", exc.code, request.url.path)
     retry = exc.retry_after_s if isinstance(exc, QuotaExceeded) else None
-    return error_response(status, exc.code, exc.message, exc.parameter, retry_after_s=retry)
+    response = error_response(status, exc.code, exc.message, exc.parameter, retry_after_s=retry)
+    if isinstance(exc, NotAllowed):
+        response.headers["Allow"] = ", ".join(exc.allowed)
+    return response
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:

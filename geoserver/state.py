@@ -17,8 +17,10 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from geoserver.settings import Settings
+from geoserver.ticker import Ticker
 from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
+from layers.edits import feed
 from layers.queries.cursor import CursorSigner
 from layers.queries.nearby import NearbyService
 from layers.sqlcompose import render
@@ -27,7 +29,8 @@ from tiles.source import TileSources
 
 log = logging.getLogger("geoserver.state")
 RETRY_S = 1.0
-LISTENER_NAME = "geoserver-listener"  # how the change listener's connection shows in pg_stat_activity
+LISTENER_NAME = "geoserver-listener"
+PURGE_EVERY_S = 3600  # how the change listener's connection shows in pg_stat_activity
 
 
 @dataclass
@@ -40,6 +43,7 @@ class AppState:
     tile_cache: TileCache
     cursors: CursorSigner
     nearby: NearbyService = field(default_factory=NearbyService)
+    feed: Ticker = field(default_factory=Ticker)
     registry: Registry = field(default_factory=Registry)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,6 +77,7 @@ class AppState:
                     # changed while we were not listening is no longer in the cache.
                     self.tile_cache.clear()
                     await self.reload_registry()
+                    self.feed.tick()  # subscribers look again: changes may have come while nobody listened
                     async for notice in conn.notifies():
                         await self.on_change(notice.payload)
             except asyncio.CancelledError:
@@ -92,12 +97,14 @@ class AppState:
             if isinstance(delta, int):
                 self.registry.count_changed(layer, delta)
             log.debug("edit in %s: %d cached tiles dropped", layer, dropped)
+            self.feed.tick()  # after the tiles went: a subscriber that hears of the change reads fresh tiles
             return
         if isinstance(layer, str):
             self.tile_cache.invalidate_layer(layer)
         else:
             self.tile_cache.clear()
         await self.reload_registry()
+        self.feed.tick()
 
 
 def _parse(payload: str) -> dict[str, object]:
@@ -141,14 +148,31 @@ def make_pool(settings: Settings, database_url: str) -> AsyncConnectionPool:
 async def running(state: AppState) -> AsyncIterator[None]:
     """Open the pool and start the catalogue watcher; stop both on the way out."""
     await state.pool.open(wait=False)
-    watcher = asyncio.create_task(state.watch_catalogue(), name="catalogue-watcher")
+    tasks = [
+        asyncio.create_task(state.watch_catalogue(), name="catalogue-watcher"),
+        asyncio.create_task(_purge_changes(state), name="change-feed-purge"),
+    ]
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await state.pool.close()
+
+
+async def _purge_changes(state: AppState) -> None:
+    """Forget changes older than the feed's retention, now and every hour (any instance may: it is idempotent)."""
+    while True:
+        try:
+            async with state.pool.connection() as conn:
+                await feed.purge(conn)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the purge waits for the next hour, whatever happened
+            log.info("change feed purge skipped (%s)", exc.__class__.__name__)
+        await asyncio.sleep(PURGE_EVERY_S)
 
 
 async def get_state(request: Request) -> AppState:

@@ -74,6 +74,28 @@ class QuotaExceeded(GeoServerError):
         self.retry_after_s = retry_after_s
 
 
+class NotAllowed(GeoServerError):
+    """The method does not apply to this resource (a table published in place is read-only)."""
+
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allowed: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class PreconditionFailed(GeoServerError):
+    """If-Match named another version than the stored one: the client edits a stale copy."""
+
+    code = "precondition_failed"
+
+
+class PreconditionRequired(GeoServerError):
+    """The resource requires If-Match and the request sent none."""
+
+    code = "precondition_required"
+
+
 class ManifestError(GeoServerError):
     """A layer manifest is malformed or inconsistent."""
 

@@ -132,12 +132,13 @@ async def item(
     lang = pick_language(request, values)
     query = parse_items(layer, {k: v for k, v in values.items() if k == "crs"})
     fid = features.id_value(layer, featureId)
-    text = None
+    found = None
     if fid is not None:
         async with state.pool.connection() as conn:
-            text = await features.fetch_feature(conn, layer, fid, query.crs)
-    if text is None:
+            found = await features.fetch_feature(conn, layer, fid, query.crs)
+    if found is None:
         raise NotFound(f"no feature {featureId[:80]!r} in this collection", parameter="featureId")
+    text, etag = found
     collection = collection_url(base_url(request), layer)
     links = [
         link(url_with(request, f="json"), "self", GEOJSON, i18n.text(lang, "this_document")),
@@ -154,4 +155,4 @@ async def item(
         }
         return html.render("item.html", context, lang=lang, public=layer.is_public)
     body = text[:-1].encode() + b',"links":' + orjson.dumps(links) + b"}"
-    return Response(body, media_type=GEOJSON, headers=_headers(layer, query, lang))
+    return Response(body, media_type=GEOJSON, headers={**_headers(layer, query, lang), "ETag": etag})

@@ -14,13 +14,14 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from geoserver.auth import SignedInDep, StaffDep
+from geoserver.bodies import json_object
 from geoserver.responses import base_url, json_response
 from geoserver.settings import Settings
 from geoserver.state import StateDep
 from layers.access import groups, tokens
 from layers.catalogue.journal import audit
 from layers.catalogue.visibility import PUBLISHER, Principal, role_rank
-from layers.errors import Forbidden, InvalidParameter, NotFound
+from layers.errors import Forbidden, NotFound
 from layers.queries.times import iso
 
 router = APIRouter(tags=["groups"])
@@ -237,14 +238,3 @@ def _not_above(principal: Principal, group_id: str, role: str) -> None:
     groups.check_role(role)
     if not principal.is_staff and role_rank(role) > role_rank(principal.roles.get(group_id)):
         raise Forbidden("you cannot give a role above your own")
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """The request's JSON object body (a merge-patch document), 400 when it is not one."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidParameter("the body must be a JSON object", parameter="body") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("the body must be a JSON object", parameter="body")
-    return body

@@ -13,9 +13,10 @@ from fastapi import APIRouter, Request, Response
 
 from geoserver import params
 from geoserver.auth import SignedInDep, StaffDep
+from geoserver.bodies import json_object
 from geoserver.responses import base_url, json_response
 from geoserver.routes.collections import collection_document
-from geoserver.routes.groups import effective_quotas, json_object
+from geoserver.routes.groups import effective_quotas
 from geoserver.state import AppState, StateDep
 from geoserver.uploads import FILE_FIELD, Received, received_upload
 from layers.access import groups

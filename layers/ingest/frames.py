@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from layers.catalogue.manifest import LayerManifest
 from layers.errors import IngestError
+from layers.geometry import repair, to_multi
 from layers.ingest.readers import MAX_ZIP_BYTES, read_file
 from layers.ingest.register import GEOM, GEOM_3857
 
@@ -88,35 +89,9 @@ def _to_wgs84(frame: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
 
 def _repair(frame: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, int, int]:
     """Drop missing and empty geometries, repair invalid ones. Returns the frame, repaired and dropped counts."""
-    # Z and M are dropped: layers are 2D, and a file mixing 2D and 3D features must still load.
-    geoms = shapely.force_2d(frame.geometry.to_numpy())
+    geoms, keep, repaired = repair(frame.geometry.to_numpy())
     frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
-    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    dropped = int((~keep).sum())
-    frame = frame.loc[keep].copy()
-    geoms = frame.geometry.to_numpy()
-    invalid = ~shapely.is_valid(geoms)
-    repaired = int(invalid.sum())
-    if repaired:
-        fixed = shapely.make_valid(geoms[invalid])
-        dims = shapely.get_dimensions(geoms[invalid])
-        # make_valid can turn a bad polygon into a collection of a polygon and stray lines: keep the parts
-        # of the original dimension so the layer keeps one kind of geometry.
-        fixed = np.array([_same_dimension(g, d) for g, d in zip(fixed, dims, strict=True)], dtype=object)
-        geoms = geoms.copy()
-        geoms[invalid] = fixed
-        frame = frame.set_geometry(gpd.GeoSeries(geoms, index=frame.index, crs=frame.crs))
-        still_empty = shapely.is_empty(frame.geometry.to_numpy())
-        dropped += int(still_empty.sum())
-        frame = frame.loc[~still_empty]
-    return frame, repaired, dropped
-
-
-def _same_dimension(geom: Any, dim: int) -> Any:
-    if geom.geom_type != "GeometryCollection":
-        return geom
-    parts = [p for p in shapely.get_parts(geom) if shapely.get_dimensions(p) == dim]
-    return shapely.union_all(parts) if parts else shapely.Point()
+    return frame.loc[keep], repaired, int((~keep).sum())
 
 
 def geometry_type(frame: gpd.GeoDataFrame, declared: str) -> str:
@@ -182,21 +157,8 @@ def id_column(frame: gpd.GeoDataFrame, manifest: LayerManifest) -> str:
 
 def promote_to_multi(frame: gpd.GeoDataFrame, geometry_type: str) -> None:
     """Make single geometries multi in place when the layer's type is Multi* (a file may mix the two)."""
-    if not geometry_type.startswith("Multi"):
-        return
-    geoms = frame.geometry.to_numpy()
-    single = np.isin(shapely.get_type_id(geoms), _SINGLE_TYPE_IDS)
-    if not single.any():
-        return
-    make = {"MultiPoint": shapely.multipoints, "MultiLineString": shapely.multilinestrings,
-            "MultiPolygon": shapely.multipolygons}[geometry_type]  # fmt: skip
-    promoted = geoms.copy()
-    indices = np.arange(int(single.sum()))
-    promoted[single] = make(geoms[single], indices=indices)
+    promoted = to_multi(frame.geometry.to_numpy(), geometry_type)
     frame[frame.geometry.name] = gpd.GeoSeries(promoted, index=frame.index, crs=frame.crs)
-
-
-_SINGLE_TYPE_IDS = (0, 1, 3)  # Point, LineString, Polygon
 
 
 def copy_rows(frame: gpd.GeoDataFrame, columns: list[str], types: dict[str, str]) -> Iterator[tuple[Any, ...]]:

@@ -190,6 +190,11 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
     )
 
 
+# A strong entity tag of a stored row: it changes whenever any column changes, private ones included, so If-Match
+# catches every concurrent write (and tells nothing about the private values).
+ROW_ETAG = sql.SQL("md5(row_to_json(t)::text)")
+
+
 @dataclass
 class Page:
     """A fetched page: features as GeoJSON text, and the exact number matched."""
@@ -268,8 +273,9 @@ def feature_statement(layer: Layer, fid: Any, crs: crs_mod.Crs) -> tuple[bytes, 
         geometry_3857=sql.Identifier(layer.geometry_3857_column) if layer.geometry_3857_column else None,
     )
     bind = Binder()
-    statement = sql.SQL("SELECT {feature} FROM {table} WHERE {id} = {fid}").format(
+    statement = sql.SQL("SELECT {feature}, {etag} FROM {table} AS t WHERE {id} = {fid}").format(
         feature=feature_json(layer, output, digits=crs_mod.decimals(crs)),
+        etag=ROW_ETAG,
         table=layer.table,
         id=sql.Identifier(layer.id_column),
         fid=bind(fid),
@@ -277,9 +283,9 @@ def feature_statement(layer: Layer, fid: Any, crs: crs_mod.Crs) -> tuple[bytes, 
     return render(statement), bind.params
 
 
-async def fetch_feature(conn: AsyncConnection[Any], layer: Layer, fid: Any, crs: crs_mod.Crs) -> str | None:
-    """One feature as GeoJSON text, or None."""
+async def fetch_feature(conn: AsyncConnection[Any], layer: Layer, fid: Any, crs: crs_mod.Crs) -> tuple[str, str] | None:
+    """One feature as GeoJSON text and its entity tag, or None."""
     statement, params = feature_statement(layer, fid, crs)
     cur = await conn.execute(statement, params)
     row = await cur.fetchone()
-    return str(row[0]) if row else None
+    return (str(row[0]), f'"{row[1]}"') if row else None

@@ -313,8 +313,9 @@ def test_hostile_names_work_everywhere(database_url: str, registry: Registry) ->
 
 def test_one_feature_by_id(database_url: str, registry: Registry) -> None:
     facilities = registry.resolve("facilities", ANONYMOUS)
-    text = run(lambda conn: features.fetch_feature(conn, facilities, 3, CRS84), database_url)
-    assert text is not None and '"id":3,' in text
+    found = run(lambda conn: features.fetch_feature(conn, facilities, 3, CRS84), database_url)
+    assert found is not None and '"id":3,' in found[0]
+    assert found[1].startswith('"') and len(found[1]) == 34  # a strong entity tag of the stored row
     assert features.id_value(facilities, "3") == 3
     assert features.id_value(facilities, "3'; DROP TABLE x") is None
     missing = run(lambda conn: features.fetch_feature(conn, facilities, 10**12, CRS84), database_url)

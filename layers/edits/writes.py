@@ -1,0 +1,244 @@
+"""Writing one feature (replace, update, delete, restore): one transaction that locks the row, checks If-Match,
+writes it, keeps the new version in the layer's history, appends to the change feed and to the audit log.
+
+History keeps every version of a feature written through the API: version 1 is the feature as first stored (as
+loaded, or as created), each write adds the next. A delete adds a version marked deleted, holding the last state,
+so it can be restored. Private columns are kept in history too; they never leave the database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import AsyncConnection, sql
+
+from layers.catalogue.journal import audit
+from layers.catalogue.models import CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
+from layers.catalogue.records import Layer
+from layers.edits.schema import CheckedFeature
+from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
+from layers.queries.features import ROW_ETAG
+from layers.sqlcompose import Binder, Slot, render
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who writes, under which request (both go into history and the audit log)."""
+
+    actor: str
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Written:
+    """A feature's state after a write: its id, version, entity tag and the change's feed id (None for none)."""
+
+    fid: Any
+    version: int
+    etag: str | None
+    change_id: int
+
+
+def fid_text(fid: Any) -> str:
+    """A feature id as history and the feed store it: its JSON text (42, or "P1")."""
+    return json.dumps(fid, ensure_ascii=False)  # as PostgreSQL writes to_jsonb(id)::text
+
+
+def row_attributes(layer: Layer, row: str) -> sql.Composable:
+    """Every column of a row but its geometries, as JSON: what history keeps of a version."""
+    drop = [layer.geometry_column, *([layer.geometry_3857_column] if layer.geometry_3857_column else [])]
+    return sql.SQL(" - ").join([sql.SQL("to_jsonb({})").format(sql.Identifier(row)), *map(sql.Literal, drop)])
+
+
+async def locked(conn: AsyncConnection[Any], layer: Layer, fid: Any) -> tuple[str, bytes] | None:
+    """Lock the stored feature for this transaction; its entity tag and geometry (None when it does not exist)."""
+    statement = sql.SQL("SELECT {etag}, ST_AsBinary({g}) FROM {table} AS t WHERE {id} = {fid} FOR UPDATE").format(
+        etag=ROW_ETAG,
+        g=sql.Identifier(layer.geometry_column),
+        table=layer.table,
+        id=sql.Identifier(layer.id_column),
+        fid=Slot("fid"),
+    )
+    row = await (await conn.execute(render(statement), {"fid": fid})).fetchone()
+    return (f'"{row[0]}"', bytes(row[1])) if row else None
+
+
+def check_precondition(etag: str, if_match: str | None, required: bool) -> None:
+    """412 when If-Match names other versions; 428 when it is missing but required."""
+    if if_match is None:
+        if required:
+            raise PreconditionRequired("this layer requires If-Match: send the ETag of the version you edit")
+        return
+    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    if "*" not in tags and etag not in tags:
+        raise PreconditionFailed("the feature changed since you read it: read it again (its new ETag) and retry")
+
+
+async def if_match_required(conn: AsyncConnection[Any], layer: Layer) -> bool:
+    """Whether writes to this layer must send If-Match: the layer's manifest or its group says so."""
+    if layer.require_if_match or layer.group_id is None:
+        return layer.require_if_match
+    statement = sql.SQL("SELECT require_if_match FROM {} WHERE id = {}").format(GROUPS_TABLE, Slot("id"))
+    row = await (await conn.execute(render(statement), {"id": layer.group_id})).fetchone()
+    return bool(row and row[0])
+
+
+async def current_version(conn: AsyncConnection[Any], layer: Layer, fid: Any) -> int | None:
+    """The feature's newest version in history, None when it was never written through the API."""
+    statement = sql.SQL("SELECT max(version) FROM {} WHERE layer_id = {} AND fid = {}").format(
+        HISTORY_TABLE, Slot("layer"), Slot("fid")
+    )
+    row = await (await conn.execute(render(statement), {"layer": layer.id, "fid": fid_text(fid)})).fetchone()
+    return row[0] if row else None
+
+
+async def remember_first(conn: AsyncConnection[Any], layer: Layer, fid: Any, who: Who) -> int:
+    """Before a loaded feature's first write, keep it as version 1; returns the version the write follows."""
+    version = await current_version(conn, layer, fid)
+    if version is not None:
+        return int(version)
+    statement = sql.SQL(
+        "INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, at, actor, request_id) "
+        "SELECT {layer}, {fid_text}, 1, 'load', {attributes}, t.{g}, {loaded_at}, 'load', NULL FROM {table} AS t "
+        "WHERE {id} = {fid}"
+    ).format(
+        history=HISTORY_TABLE,
+        layer=Slot("layer"),
+        fid_text=Slot("fid_text"),
+        attributes=row_attributes(layer, "t"),
+        g=sql.Identifier(layer.geometry_column),
+        loaded_at=Slot("loaded_at"),
+        table=layer.table,
+        id=sql.Identifier(layer.id_column),
+        fid=Slot("fid"),
+    )
+    values = {"layer": layer.id, "fid_text": fid_text(fid), "fid": fid, "loaded_at": layer.updated_at}
+    await conn.execute(render(statement), values)
+    return 1
+
+
+def _assignments(layer: Layer, feature: CheckedFeature, bind: Binder, *, replace: bool) -> list[sql.Composable]:
+    """SET items: the properties sent (all public ones with `replace`, missing ones set to NULL) and the geometry."""
+    names = [f.name for f in layer.fields if f.name != layer.id_column] if replace else list(feature.properties)
+    sets: list[sql.Composable] = [
+        sql.SQL("{} = {}").format(sql.Identifier(name), bind(feature.properties.get(name)))
+        for name in names
+        if name in feature.properties or replace
+    ]
+    if feature.geometry is not None:
+        sets.append(
+            sql.SQL("{} = ST_GeomFromWKB({}, 4326)").format(
+                sql.Identifier(layer.geometry_column), bind(feature.geometry)
+            )
+        )
+    return sets
+
+
+async def write_row(
+    conn: AsyncConnection[Any],
+    layer: Layer,
+    fid: Any,
+    sets: list[sql.Composable],
+    bind: Binder,
+    *,
+    op: str,
+    version: int,
+    old_geometry: bytes,
+    who: Who,
+) -> Written:
+    """The UPDATE of one feature with its history version, its change and its audit entry, in one statement."""
+    if not sets:
+        raise InvalidParameter("nothing to change: send properties or a geometry", parameter="body")
+    statement = sql.SQL(
+        "WITH new AS (UPDATE {table} AS t SET {sets} WHERE {id} = {fid} RETURNING t.*), "
+        "h AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, actor, request_id) "
+        "SELECT {layer}, {fid_text}, {version}, {op}, {attributes}, new.{g}, {actor}, {request} FROM new), "
+        "c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox) SELECT {layer}, {fid_text}, {op}, {version}, "
+        "(SELECT json_build_array(ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)) FROM (SELECT ST_Extent(g) AS b "
+        "FROM (VALUES (ST_GeomFromWKB({old}, 4326)), (new.{g})) AS v(g)) AS e) FROM new RETURNING id) "
+        "SELECT {etag}, (SELECT id FROM c) FROM new AS t"
+    ).format(
+        table=layer.table,
+        sets=sql.SQL(", ").join(sets),
+        id=sql.Identifier(layer.id_column),
+        fid=bind(fid),
+        history=HISTORY_TABLE,
+        changes=CHANGES_TABLE,
+        layer=bind(layer.id),
+        fid_text=bind(fid_text(fid)),
+        version=bind(version),
+        op=bind(op),
+        attributes=row_attributes(layer, "new"),
+        g=sql.Identifier(layer.geometry_column),
+        actor=bind(who.actor),
+        request=bind(who.request_id),
+        old=bind(old_geometry),
+        etag=ROW_ETAG,
+    )
+    row = await (await conn.execute(render(statement), bind.params)).fetchone()
+    if row is None:
+        raise NotFound("the feature is gone", parameter="featureId")
+    detail = {"fid": fid, "version": version, "request": who.request_id}
+    await conn.execute(*audit(who.actor, f"feature.{op}", layer.id, detail, group_id=layer.group_id))
+    return Written(fid, version, f'"{row[0]}"', int(row[1]))
+
+
+async def change(
+    conn: AsyncConnection[Any],
+    layer: Layer,
+    fid: Any,
+    feature: CheckedFeature,
+    *,
+    replace: bool,
+    if_match: str | None,
+    who: Who,
+) -> Written:
+    """Replace (PUT) or update (PATCH) one feature; NotFound, 412 or 428 as the rules say."""
+    found = await locked(conn, layer, fid)
+    if found is None:
+        raise NotFound("no such feature in this collection", parameter="featureId")
+    etag, old_geometry = found
+    check_precondition(etag, if_match, await if_match_required(conn, layer))
+    version = await remember_first(conn, layer, fid, who) + 1
+    bind = Binder()
+    sets = _assignments(layer, feature, bind, replace=replace)
+    op = "replace" if replace else "update"
+    return await write_row(conn, layer, fid, sets, bind, op=op, version=version, old_geometry=old_geometry, who=who)
+
+
+async def delete(conn: AsyncConnection[Any], layer: Layer, fid: Any, *, if_match: str | None, who: Who) -> Written:
+    """Delete one feature, keeping its last state in history as a deleted version (restorable)."""
+    found = await locked(conn, layer, fid)
+    if found is None:
+        raise NotFound("no such feature in this collection", parameter="featureId")
+    etag, _ = found
+    check_precondition(etag, if_match, await if_match_required(conn, layer))
+    version = await remember_first(conn, layer, fid, who) + 1
+    bind = Binder()
+    statement = sql.SQL(
+        "WITH old AS (DELETE FROM {table} AS t WHERE {id} = {fid} RETURNING t.*), "
+        "h AS (INSERT INTO {history} (layer_id, fid, version, op, deleted, attributes, geom, actor, request_id) "
+        "SELECT {layer}, {fid_text}, {version}, 'delete', true, {attributes}, old.{g}, {actor}, {request} FROM old) "
+        "INSERT INTO {changes} (layer_id, fid, op, version, bbox) SELECT {layer}, {fid_text}, 'delete', {version}, "
+        "json_build_array(ST_XMin(old.{g}), ST_YMin(old.{g}), ST_XMax(old.{g}), ST_YMax(old.{g})) FROM old RETURNING id"
+    ).format(
+        table=layer.table,
+        id=sql.Identifier(layer.id_column),
+        fid=bind(fid),
+        history=HISTORY_TABLE,
+        layer=bind(layer.id),
+        fid_text=bind(fid_text(fid)),
+        version=bind(version),
+        attributes=row_attributes(layer, "old"),
+        g=sql.Identifier(layer.geometry_column),
+        actor=bind(who.actor),
+        request=bind(who.request_id),
+        changes=CHANGES_TABLE,
+    )
+    row = await (await conn.execute(render(statement), bind.params)).fetchone()
+    assert row is not None
+    detail = {"fid": fid, "version": version, "request": who.request_id}
+    await conn.execute(*audit(who.actor, "feature.delete", layer.id, detail, group_id=layer.group_id))
+    return Written(fid, version, None, int(row[0]))
