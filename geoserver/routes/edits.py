@@ -18,11 +18,12 @@ from geoserver.routes.collections import collection_url
 from geoserver.state import AppState, StateDep
 from layers.catalogue.records import IN_PLACE, Layer
 from layers.catalogue.visibility import Principal
-from layers.edits import creates, writes
+from layers.edits import change, creates, writes
 from layers.edits.schema import CheckedFeature, check_feature, json_schema
 from layers.errors import Forbidden, InvalidParameter, NotAllowed, NotFound, TooLarge, Unauthorized
 from layers.queries import crs as crs_mod
 from layers.queries import features
+from layers.sqlcompose import Binder
 
 router = APIRouter(tags=["edits"])
 MAX_BATCH = 10_000
@@ -121,12 +122,16 @@ async def _change(
     if feature.fid is not None and feature.fid != fid:
         raise InvalidParameter("the id in the body differs from the one in the path: ids never change", parameter="id")
     writer = who(request, principal)
-    async with state.pool.connection() as conn, conn.transaction():
-        await writes.change(conn, layer, fid, feature, replace=replace, if_match=request.headers.get("if-match"),
-                            who=writer)  # fmt: skip
-        response = await stored(state, conn, layer, fid, request)
-    response.headers["X-Request-Id"] = writer.request_id
-    return response
+    bind = Binder()
+    sets = change.assignments(layer, feature, bind, replace=replace)
+    async with state.pool.connection() as conn:  # one statement: its own transaction
+        written, text = await change.change(
+            conn, layer, fid, sets, bind, op="replace" if replace else "update",
+            if_match=request.headers.get("if-match"), who=writer,
+        )  # fmt: skip
+    headers = {"ETag": str(written.etag), "Cache-Control": PRIVATE, "Vary": "Authorization",
+               "Content-Crs": crs_mod.CRS84.header, "X-Request-Id": writer.request_id}  # fmt: skip
+    return Response(text.encode(), media_type=GEOJSON, headers=headers)
 
 
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")

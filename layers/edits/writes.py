@@ -17,8 +17,7 @@ from psycopg import AsyncConnection, sql
 from layers.catalogue.journal import audit
 from layers.catalogue.models import CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
-from layers.edits.schema import CheckedFeature
-from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
+from layers.errors import NotFound, PreconditionFailed, PreconditionRequired
 from layers.queries.features import ROW_ETAG
 from layers.sqlcompose import Binder, Slot, render
 
@@ -117,95 +116,6 @@ async def remember_first(conn: AsyncConnection[Any], layer: Layer, fid: Any, who
     values = {"layer": layer.id, "fid_text": fid_text(fid), "fid": fid, "loaded_at": layer.updated_at}
     await conn.execute(render(statement), values)
     return 1
-
-
-def _assignments(layer: Layer, feature: CheckedFeature, bind: Binder, *, replace: bool) -> list[sql.Composable]:
-    """SET items: the properties sent (all public ones with `replace`, missing ones set to NULL) and the geometry."""
-    names = [f.name for f in layer.fields if f.name != layer.id_column] if replace else list(feature.properties)
-    sets: list[sql.Composable] = [
-        sql.SQL("{} = {}").format(sql.Identifier(name), bind(feature.properties.get(name)))
-        for name in names
-        if name in feature.properties or replace
-    ]
-    if feature.geometry is not None:
-        sets.append(
-            sql.SQL("{} = ST_GeomFromWKB({}, 4326)").format(
-                sql.Identifier(layer.geometry_column), bind(feature.geometry)
-            )
-        )
-    return sets
-
-
-async def write_row(
-    conn: AsyncConnection[Any],
-    layer: Layer,
-    fid: Any,
-    sets: list[sql.Composable],
-    bind: Binder,
-    *,
-    op: str,
-    version: int,
-    old_geometry: bytes,
-    who: Who,
-) -> Written:
-    """The UPDATE of one feature with its history version, its change and its audit entry, in one statement."""
-    if not sets:
-        raise InvalidParameter("nothing to change: send properties or a geometry", parameter="body")
-    statement = sql.SQL(
-        "WITH new AS (UPDATE {table} AS t SET {sets} WHERE {id} = {fid} RETURNING t.*), "
-        "h AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, actor, request_id) "
-        "SELECT {layer}, {fid_text}, {version}, {op}, {attributes}, new.{g}, {actor}, {request} FROM new), "
-        "c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox) SELECT {layer}, {fid_text}, {op}, {version}, "
-        "(SELECT json_build_array(ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)) FROM (SELECT ST_Extent(g) AS b "
-        "FROM (VALUES (ST_GeomFromWKB({old}, 4326)), (new.{g})) AS v(g)) AS e) FROM new RETURNING id) "
-        "SELECT {etag}, (SELECT id FROM c) FROM new AS t"
-    ).format(
-        table=layer.table,
-        sets=sql.SQL(", ").join(sets),
-        id=sql.Identifier(layer.id_column),
-        fid=bind(fid),
-        history=HISTORY_TABLE,
-        changes=CHANGES_TABLE,
-        layer=bind(layer.id),
-        fid_text=bind(fid_text(fid)),
-        version=bind(version),
-        op=bind(op),
-        attributes=row_attributes(layer, "new"),
-        g=sql.Identifier(layer.geometry_column),
-        actor=bind(who.actor),
-        request=bind(who.request_id),
-        old=bind(old_geometry),
-        etag=ROW_ETAG,
-    )
-    row = await (await conn.execute(render(statement), bind.params)).fetchone()
-    if row is None:
-        raise NotFound("the feature is gone", parameter="featureId")
-    detail = {"fid": fid, "version": version, "request": who.request_id}
-    await conn.execute(*audit(who.actor, f"feature.{op}", layer.id, detail, group_id=layer.group_id))
-    return Written(fid, version, f'"{row[0]}"', int(row[1]))
-
-
-async def change(
-    conn: AsyncConnection[Any],
-    layer: Layer,
-    fid: Any,
-    feature: CheckedFeature,
-    *,
-    replace: bool,
-    if_match: str | None,
-    who: Who,
-) -> Written:
-    """Replace (PUT) or update (PATCH) one feature; NotFound, 412 or 428 as the rules say."""
-    found = await locked(conn, layer, fid)
-    if found is None:
-        raise NotFound("no such feature in this collection", parameter="featureId")
-    etag, old_geometry = found
-    check_precondition(etag, if_match, await if_match_required(conn, layer))
-    version = await remember_first(conn, layer, fid, who) + 1
-    bind = Binder()
-    sets = _assignments(layer, feature, bind, replace=replace)
-    op = "replace" if replace else "update"
-    return await write_row(conn, layer, fid, sets, bind, op=op, version=version, old_geometry=old_geometry, who=who)
 
 
 async def delete(conn: AsyncConnection[Any], layer: Layer, fid: Any, *, if_match: str | None, who: Who) -> Written:

@@ -140,3 +140,36 @@ def test_a_dropped_listener_reconnects_and_flushes_the_cache(two_servers: list[s
 def _listeners(conn: psycopg.Connection) -> int:
     row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'geoserver-listener'").fetchone()
     return int(row[0]) if row else 0
+
+
+def test_an_http_edit_on_one_server_shows_at_once_in_the_others_tiles_and_near_me(
+    two_servers: list[str], database_url: str
+) -> None:
+    import httpx
+
+    from tests.support.access import issue
+
+    first, second = two_servers
+    staff = {"Authorization": f"Bearer {issue(database_url, 'gis@two-servers', staff=True)}"}
+    with psycopg.connect(database_url) as conn:
+        path, lon, lat = _facility_tile(conn, 7)
+    name = f"moved by an edit {time.monotonic_ns()}"
+    warm = httpx.get(f"{second}{path}")  # the second server now has the tile cached
+    assert warm.status_code == 200 and name not in warm.text
+    edited = httpx.patch(
+        f"{first}/collections/facilities/items/7",
+        json={"properties": {"name": name}},
+        headers={**staff, "Content-Type": "application/merge-patch+json"},
+    )
+    assert edited.status_code == 200, edited.text
+    deadline = time.monotonic() + 5
+    while True:  # the notice reaches the other server within moments, not a cache lifetime
+        tile = httpx.get(f"{second}{path}")
+        names = {f["properties"].get("name") for f in mapbox_vector_tile.decode(tile.content)["facilities"]["features"]}
+        near = httpx.get(f"{second}/nearby", params={"lon": lon, "lat": lat, "layers": "facilities", "limit": 1}).json()
+        if name in names and near["features"][0]["properties"]["name"] == name:
+            break
+        assert time.monotonic() < deadline, "the other server still answers with the old feature"
+        time.sleep(0.05)
+    restored = httpx.post(f"{first}/collections/facilities/items/7/versions/1/restore", headers=staff)
+    assert restored.status_code == 200
