@@ -10,6 +10,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from geoserver import errors, openapi
+from geoserver.clients import HeavySlots, RateLimitMiddleware, parse_networks
+from geoserver.database import Database
+from geoserver.disconnects import CancelOnDisconnect
+from geoserver.httpserver import UrlLimit
 from geoserver.keys import cursor_secret
 from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import catalog, changes, collections, edits, features, groups, health, history, landing, overlays
@@ -18,8 +22,9 @@ from geoserver.routes import nearby as nearby_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
 from geoserver.settings import Settings
-from geoserver.state import AppState, make_pool, running
+from geoserver.state import AppState, running
 from layers.queries.cursor import CursorSigner
+from layers.queries.download_files import DownloadStore
 from tiles.cache import TileCache
 
 # Route modules, in the order their paths are matched (fixed paths before templated ones of the same shape).
@@ -40,9 +45,11 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     state = AppState(
         settings=settings,
         database_url=url,
-        pool=make_pool(settings, url),
+        db=Database.build(settings, url),
         tile_cache=TileCache(max_bytes=settings.tile_cache_mb * 1024 * 1024),
         cursors=CursorSigner(cursor_secret(settings)),
+        downloads=DownloadStore(settings.data_dir / "downloads"),
+        heavy=HeavySlots(settings.heavy_per_client, parse_networks(settings.trusted_proxies)),
     )
 
     @asynccontextmanager
@@ -59,9 +66,24 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.geoserver = state
-    app.state.metrics = Metrics(state.tile_cache)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    _middleware(app, settings, Metrics(state.tile_cache))
+    for module in ROUTES:
+        app.include_router(module.router)
+    openapi.install(app)
+    return app
+
+
+def _middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+    """The middleware stack, innermost first: metrics, JSON errors, rate limits, CORS, cancellation, URL limit."""
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     errors.install(app)
+    app.add_middleware(
+        RateLimitMiddleware,
+        rates=settings.rate_limit,
+        trusted=parse_networks(settings.trusted_proxies),
+        loopback=settings.rate_limit_loopback,
+    )
     # Open data: any web page may read it. Credentials travel as bearer tokens, never cookies.
     app.add_middleware(
         CORSMiddleware,
@@ -78,7 +100,6 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         ],
         expose_headers=["ETag", "Content-Crs", "Location", "X-Tile-Cache", "Retry-After", "X-Request-Id", "Allow"],
     )
-    for module in ROUTES:
-        app.include_router(module.router)
-    openapi.install(app)
-    return app
+    # Outermost: every request's work stops when its client goes; overlong URLs never reach the routes.
+    app.add_middleware(CancelOnDisconnect, send_timeout_s=settings.send_timeout_s)
+    app.add_middleware(UrlLimit)

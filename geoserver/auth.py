@@ -23,7 +23,7 @@ async def current_principal(request: Request, state: StateDep) -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("use 'Authorization: Bearer <token>'")
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         principal = await principal_for_token(conn, token.strip())
     if principal is None:
         raise Unauthorized("the token is unknown, revoked or expired")

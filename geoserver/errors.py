@@ -12,7 +12,9 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geoserver.database import is_connection_failure
 from layers.errors import (
+    Busy,
     ClusterError,
     Conflict,
     DatabaseUnavailable,
@@ -26,6 +28,8 @@ from layers.errors import (
     PreconditionFailed,
     PreconditionRequired,
     QuotaExceeded,
+    Retryable,
+    TooExpensive,
     TooLarge,
     Unauthorized,
 )
@@ -46,18 +50,28 @@ STATUS: list[tuple[type[GeoServerError], int]] = [
     (PreconditionRequired, 428),
     (TooLarge, 413),
     (QuotaExceeded, 429),
+    (Busy, 503),
+    (TooExpensive, 503),
     (ClusterError, 503),
 ]
 RETRY_AFTER_S = "5"
 
 
 def error_response(
-    status: int, code: str, description: str, parameter: str | None = None, *, retry_after_s: int | None = None
+    status: int,
+    code: str,
+    description: str,
+    parameter: str | None = None,
+    *,
+    retry_after_s: int | None = None,
+    limit: str | None = None,
 ) -> JSONResponse:
-    """An OGC-style JSON exception body."""
+    """An OGC-style JSON exception body; `limit` names the limit a 429/503 reached."""
     body: dict[str, str] = {"code": code, "description": description}
     if parameter is not None:
         body["parameter"] = parameter
+    if limit is not None:
+        body["limit"] = limit
     headers: dict[str, str] = {}
     if retry_after_s is not None:
         headers["Retry-After"] = str(retry_after_s)
@@ -81,15 +95,20 @@ async def _ours(request: Request, exc: Exception) -> JSONResponse:
     status = status_of(exc)
     if status >= 500 and status != 503:
         log.error("%s on %s", exc.code, request.url.path)
-    retry = exc.retry_after_s if isinstance(exc, QuotaExceeded) else None
-    response = error_response(status, exc.code, exc.message, exc.parameter, retry_after_s=retry)
+    retry, limit = (exc.retry_after_s, exc.limit) if isinstance(exc, Retryable) else (None, None)
+    response = error_response(status, exc.code, exc.message, exc.parameter, retry_after_s=retry, limit=limit)
     if isinstance(exc, NotAllowed):
         response.headers["Allow"] = ", ".join(exc.allowed)
     return response
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    """Database errors that escaped `Database.connection` (which names them better)."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return error_response(503, "query_too_expensive", "the query ran longer than allowed and was stopped")
     log.warning("database unavailable on %s: %s", request.url.path, exc.__class__.__name__)
+    if is_connection_failure(exc):
+        request.app.state.geoserver.db.failed(exc)
     return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
 
 

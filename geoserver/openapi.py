@@ -24,6 +24,7 @@ from layers.limits import (
     MAX_NEARBY_LAYERS,
     MAX_OFFSET,
     MAX_RADIUS_M,
+    MIN_RADIUS_M,
     NEARBY_DEFAULT_LIMIT,
     NEARBY_MAX_LIMIT,
 )
@@ -83,7 +84,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     ),
     "radius": _query(
         "radius", "Metres around near.",
-        {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_RADIUS_M},
+        {"type": "number", "minimum": MIN_RADIUS_M, "maximum": MAX_RADIUS_M},
     ),
     "properties": _query(
         "properties", "Only these queryables in each feature (comma-separated).",
@@ -110,7 +111,7 @@ _POINT = {
 NEARBY_PARAMETERS: list[dict[str, Any]] = [
     *_POINT.values(),
     _query("radius", "Search radius in metres (geodesic); without it, the nearest `limit`.",
-           {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_RADIUS_M}),
+           {"type": "number", "minimum": MIN_RADIUS_M, "maximum": MAX_RADIUS_M}),
     _query("layers", f"Comma-separated layer ids (at most {MAX_NEARBY_LAYERS}); default all visible.",
            {"type": "string", "maxLength": 2000}),
     _query("category", "Comma-separated feature categories (e.g. library,fire_station); only layers with categories.",

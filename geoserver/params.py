@@ -15,7 +15,7 @@ from typing import Any
 
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
-from layers.limits import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_RADIUS_M, MAX_SORT_KEYS
+from layers.limits import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_RADIUS_M, MAX_SORT_KEYS, MIN_RADIUS_M
 from layers.queries import cql
 from layers.queries import crs as crs_mod
 from layers.queries.items import DISTANCE, ItemsQuery, Near, SortKey
@@ -211,6 +211,8 @@ def parse_bbox(value: str, bbox_crs: crs_mod.Crs) -> tuple[float, float, float, 
             raise InvalidParameter("bbox: longitudes must be between -180 and 180", parameter="bbox")
     elif xmin > xmax:
         raise InvalidParameter("bbox: the lower corner is east of the upper corner", parameter="bbox")
+    else:
+        crs_mod.check_domain([(xmin, ymin), (xmin, ymax), (xmax, ymin), (xmax, ymax)], bbox_crs, parameter="bbox")
     return xmin, ymin, xmax, ymax
 
 
@@ -238,9 +240,9 @@ def parse_near(near: str | None, radius: str | None) -> Near | None:
     if radius is None:
         raise InvalidParameter("near needs radius=<metres>", parameter="radius")
     radius_values = numbers(radius, "radius")
-    if len(radius_values) != 1 or not 0 < radius_values[0] <= MAX_RADIUS_M:
+    if len(radius_values) != 1 or not MIN_RADIUS_M <= radius_values[0] <= MAX_RADIUS_M:
         raise InvalidParameter(
-            f"radius must be a number of metres above 0 and at most {MAX_RADIUS_M:g}", parameter="radius"
+            f"radius must be a number of metres from {MIN_RADIUS_M:g} to {MAX_RADIUS_M:g}", parameter="radius"
         )
     return Near(lon, lat, radius_values[0])
 

@@ -29,12 +29,26 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     load_demo: bool = Field(default=True, description="Load the demo City on first start when empty.")
     demo_scale: float = Field(default=1.0, gt=0, le=1000)
-    pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int = Field(default=10, ge=1)
-    statement_timeout_ms: int = Field(default=15_000, ge=100)
+    pool_min_size: int = Field(default=1, ge=0, description="Connections each pool keeps open when idle.")
+    pool_max_size: int = Field(default=10, ge=1, description="Connections for map and search requests.")
+    heavy_pool_size: int = Field(default=3, ge=1, description="Connections for filters, large pages and downloads.")
+    writes_pool_size: int = Field(default=4, ge=1, description="Connections for edits, uploads, groups and tokens.")
+    statement_timeout_ms: int = Field(default=15_000, ge=100, description="Longest statement of the City's tools.")
+    anonymous_heavy_timeout_ms: int = Field(
+        default=5_000, ge=100, description="Longest statement of an anonymous filter or large page (503 above)."
+    )
+    heavy_per_client: int = Field(default=2, ge=1, description="Heavy requests one client address may run at once.")
     connect_timeout_s: float = Field(default=3.0, gt=0, description="Longest wait to open a database connection.")
     pool_timeout_s: float = Field(
-        default=10.0, gt=0, description="Longest wait for a free pooled connection before answering 503."
+        default=5.0, gt=0, description="Longest wait for a free connection for map and search requests (then 503)."
+    )
+    heavy_wait_s: float = Field(
+        default=2.0, gt=0, description="Longest wait for a free connection for heavy work or writes (then 503)."
+    )
+    download_builds: int = Field(default=2, ge=1, description="Download files built at once (more wait their turn).")
+    download_build_timeout_s: float = Field(default=900.0, gt=0, description="Longest build of one download file.")
+    send_timeout_s: float = Field(
+        default=30.0, gt=0, description="A client that reads nothing of an answer for this long is disconnected."
     )
     log_level: str = "info"
     cursor_secret: SecretStr | None = Field(
@@ -49,6 +63,18 @@ class Settings(BaseSettings):
     group_max_features: int = Field(default=100_000, ge=1, description="Features in one overlay at the most.")
     group_max_layers: int = Field(default=20, ge=1, description="Overlays one group may have at the most.")
     group_uploads_per_hour: int = Field(default=30, ge=1, description="Uploads per group per hour (429 above).")
+
+    rate_limit: str = Field(
+        default="100/second;3000/minute",
+        description="Requests per client address, as `N/second;M/minute` (empty: no limit). 429 above.",
+    )
+    rate_limit_loopback: bool = Field(
+        default=False, description="Limit clients on 127.0.0.1/::1 too (off: local tools and tests are not limited)."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed.",
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -1,4 +1,4 @@
-"""What the app holds while it runs: settings, the connection pool, the current registry."""
+"""What the app holds while it runs: settings, the database's pools, the current registry."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, Request
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
 
+from geoserver.clients import HeavySlots
+from geoserver.database import Database, Workload, is_connection_failure
 from geoserver.settings import Settings
 from geoserver.ticker import Ticker
 from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.edits import feed
+from layers.errors import DatabaseUnavailable
 from layers.queries.cursor import CursorSigner
+from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
 from layers.sqlcompose import render
 from tiles.cache import TileCache
@@ -39,18 +42,28 @@ class AppState:
 
     settings: Settings
     database_url: str
-    pool: AsyncConnectionPool
+    db: Database
     tile_cache: TileCache
     cursors: CursorSigner
+    downloads: DownloadStore
+    heavy: HeavySlots
     nearby: NearbyService = field(default_factory=NearbyService)
     feed: Ticker = field(default_factory=Ticker)
-    registry: Registry = field(default_factory=Registry)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    _registry: Registry = field(default_factory=Registry)
+
+    @property
+    def registry(self) -> Registry:
+        """The catalogue; until it could be read once, every request that needs it answers 503."""
+        if not self.registry_loaded.is_set():
+            self.db.check()
+            raise DatabaseUnavailable("the catalogue is not loaded yet; retry shortly", retry_after_s=2)
+        return self._registry
 
     async def reload_registry(self) -> None:
         """Read the catalogue again; the old registry keeps serving until the new one is complete."""
-        async with self.pool.connection() as conn:
+        async with self.db.connection() as conn:
             try:
                 registry = await Registry.load(conn)
             except psycopg.errors.UndefinedTable:
@@ -58,9 +71,9 @@ class AppState:
                 registry = Registry()
         # Tile SQL is composed here, once per catalogue load, never per request.
         self.tiles = TileSources(registry.all_layers())
-        self.registry = registry
+        self._registry = registry
         self.registry_loaded.set()
-        log.info("catalogue loaded: %d layers", len(self.registry))
+        log.info("catalogue loaded: %d layers", len(registry))
 
     async def watch_catalogue(self) -> None:
         """Keep the registry and tile cache current: reload on layer reloads, drop tiles an edit touched."""
@@ -76,6 +89,7 @@ class AppState:
                     # Listen first, then load and flush: nothing committed in between is missed, and whatever
                     # changed while we were not listening is no longer in the cache.
                     self.tile_cache.clear()
+                    self.downloads.clear()
                     await self.reload_registry()
                     self.feed.tick()  # subscribers look again: changes may have come while nobody listened
                     async for notice in conn.notifies():
@@ -84,6 +98,8 @@ class AppState:
                 raise
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any database outage
                 log.warning("catalogue watcher lost the database (%s); retrying", exc.__class__.__name__)
+                if is_connection_failure(exc) or isinstance(exc, OSError):
+                    self.db.failed(exc)
                 await asyncio.sleep(RETRY_S)
 
     async def on_change(self, payload: str) -> None:
@@ -93,16 +109,19 @@ class AppState:
         bbox = change.get("bbox")
         if change.get("kind") == "edit" and isinstance(layer, str) and _is_bbox(bbox):
             dropped = self.tile_cache.invalidate_extent(layer, tuple(bbox))  # type: ignore[arg-type]
+            self.downloads.invalidate(layer)
             delta = change.get("count_delta")
             if isinstance(delta, int):
-                self.registry.count_changed(layer, delta)
+                self._registry.count_changed(layer, delta)
             log.debug("edit in %s: %d cached tiles dropped", layer, dropped)
             self.feed.tick()  # after the tiles went: a subscriber that hears of the change reads fresh tiles
             return
         if isinstance(layer, str):
             self.tile_cache.invalidate_layer(layer)
+            self.downloads.invalidate(layer)
         else:
             self.tile_cache.clear()
+            self.downloads.clear()
         await self.reload_registry()
         self.feed.tick()
 
@@ -123,31 +142,10 @@ def _is_bbox(value: object) -> bool:
     )
 
 
-def make_pool(settings: Settings, database_url: str) -> AsyncConnectionPool:
-    """A closed pool: the lifespan opens it, so nothing connects at import or construction time."""
-    return AsyncConnectionPool(
-        database_url,
-        open=False,
-        min_size=settings.pool_min_size,
-        max_size=settings.pool_max_size,
-        timeout=settings.pool_timeout_s,
-        reconnect_timeout=30,
-        # No check on every checkout (a round trip per request): a connection found broken is discarded on
-        # return, the request answers 503, and the pool reconnects in the background.
-        kwargs={
-            "autocommit": True,
-            "application_name": "geoserver",
-            "connect_timeout": max(1, int(settings.connect_timeout_s)),
-            # UTC: timestamps in JSON answers never depend on where the database runs.
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
-        },
-    )
-
-
 @contextlib.asynccontextmanager
 async def running(state: AppState) -> AsyncIterator[None]:
     """Open the pool and start the catalogue watcher; stop both on the way out."""
-    await state.pool.open(wait=False)
+    await state.db.open()
     tasks = [
         asyncio.create_task(state.watch_catalogue(), name="catalogue-watcher"),
         asyncio.create_task(_purge_changes(state), name="change-feed-purge"),
@@ -159,14 +157,15 @@ async def running(state: AppState) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await state.pool.close()
+        await state.downloads.close()
+        await state.db.close()
 
 
 async def _purge_changes(state: AppState) -> None:
     """Forget changes older than the feed's retention, now and every hour (any instance may: it is idempotent)."""
     while True:
         try:
-            async with state.pool.connection() as conn:
+            async with state.db.connection(Workload.WRITES) as conn:
                 await feed.purge(conn)
         except asyncio.CancelledError:
             raise

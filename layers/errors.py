@@ -64,14 +64,38 @@ class TooLarge(GeoServerError):
     code = "too_large"
 
 
-class QuotaExceeded(GeoServerError):
-    """A limit on how much or how often was reached; the client may retry after `retry_after_s` seconds."""
+class Retryable(GeoServerError):
+    """Worth trying again after `retry_after_s` seconds; `limit` names the limit that was reached, if one was."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: int | None = None,
+        parameter: str | None = None,
+        limit: str | None = None,
+    ) -> None:
+        super().__init__(message, parameter=parameter)
+        self.retry_after_s = retry_after_s
+        self.limit = limit
+
+
+class QuotaExceeded(Retryable):
+    """A limit on how much or how often this client (or group) may ask was reached."""
 
     code = "quota_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: int | None = None, parameter: str | None = None) -> None:
-        super().__init__(message, parameter=parameter)
-        self.retry_after_s = retry_after_s
+
+class Busy(Retryable):
+    """The server's capacity for this kind of work is all in use right now (not the client's fault)."""
+
+    code = "busy"
+
+
+class TooExpensive(Retryable):
+    """A query ran longer than it is allowed to and was stopped."""
+
+    code = "query_too_expensive"
 
 
 class NotAllowed(GeoServerError):
@@ -108,7 +132,7 @@ class IngestError(GeoServerError):
     code = "ingest_failed"
 
 
-class DatabaseUnavailable(GeoServerError):
+class DatabaseUnavailable(Retryable):
     """The database cannot be reached right now; the client may retry later."""
 
     code = "database_unavailable"

@@ -10,6 +10,7 @@ MAX_OFFSET = 1_000_000
 MAX_SORT_KEYS = 5
 
 # Services near me.
+MIN_RADIUS_M = 0.01  # a centimetre: smaller radii underflow the distance arithmetic
 MAX_RADIUS_M = 50_000.0
 NEARBY_DEFAULT_LIMIT = 10
 NEARBY_MAX_LIMIT = 100  # above it a 400

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+from psycopg import AsyncConnection
 
 from layers.catalogue.records import Layer
 from tiles.cache import BuiltTile, TileCache, TileKey
@@ -24,7 +25,7 @@ class TileResult:
 
 
 async def get_tile(
-    pool: AsyncConnectionPool[Any],
+    connection: Callable[[], AbstractAsyncContextManager[AsyncConnection[Any]]],
     sources: TileSources,
     cache: TileCache,
     layers: Sequence[Layer],
@@ -32,7 +33,8 @@ async def get_tile(
 ) -> TileResult:
     """One MVT holding one layer per catalogue layer, built or taken from the cache.
 
-    `layers` are already resolved for the caller. Tiles holding a non-public layer never enter the cache.
+    `layers` are already resolved for the caller; `connection` lends a database connection when one is needed.
+    Tiles holding a non-public layer never enter the cache.
     """
     public = all(layer.is_public for layer in layers)
     key = TileKey(tuple(layer.id for layer in layers), tuple(layer.version for layer in layers), tile)
@@ -49,7 +51,7 @@ async def get_tile(
         if part is None:
             missing.append((index, layer))
     if missing:
-        async with pool.connection() as conn:
+        async with connection() as conn:
             for index, layer in missing:
                 raw = await sources.get(layer.id).build(conn, tile)
                 parts[index] = raw

@@ -35,6 +35,7 @@ def serve(
     import uvicorn
 
     from geoserver.app import create_app
+    from geoserver.httpserver import JsonErrorsProtocol
     from geoserver.logs import uvicorn_log_config
 
     settings = Settings()
@@ -66,6 +67,7 @@ def serve(
             # Query strings (near-me coordinates) are redacted from every log line: geoserver/logs.py.
             log_config=uvicorn_log_config(),
             lifespan="on",
+            http=JsonErrorsProtocol,  # the parser's own 400s in the API's JSON
         )
         if settings.workers > 1:
             # Each worker process builds its own app from the environment: hand them the database chosen here.

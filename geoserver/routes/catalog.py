@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import FileResponse
+from starlette.types import Receive, Scope, Send
 
 from geoserver import i18n
 from geoserver.auth import PrincipalDep
+from geoserver.database import Workload
+from geoserver.errors import error_response
 from geoserver.media import JSON_LD
 from geoserver.responses import base_url, caching, json_response, negotiate
 from geoserver.state import StateDep
@@ -41,27 +42,35 @@ def _disposition(layer: Layer, suffix: str) -> str:
     return f"attachment; filename=\"{ascii_name}.{suffix}\"; filename*=UTF-8''{quote(layer.id, safe='')}.{suffix}"
 
 
+class _StoredFileResponse(FileResponse):
+    """A stored download; if an edit removed the file in the instant before sending, a 503 asks to retry."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except RuntimeError:  # Starlette's "does not exist", raised before anything was sent
+            gone = error_response(503, "download_replaced", "the layer changed just now; retry", retry_after_s=1)
+            await gone(scope, receive, send)
+
+
 @router.get("/collections/{collectionId}/download.{fmt}", summary="The whole layer as a file", response_class=Response)
 async def download(collectionId: str, fmt: str, request: Request, state: StateDep, principal: PrincipalDep) -> Response:  # noqa: N803
-    """GeoJSON, CSV or GeoPackage of every feature (public fields only), streamed in bounded memory."""
+    """GeoJSON, CSV or GeoPackage of every feature (public fields only): built once per layer version, then a file.
+
+    Answers carry `ETag`, `Last-Modified` and `Content-Length`, and honour `If-None-Match` and `Range`.
+    """
     layer = state.registry.resolve(collectionId, principal)
     chosen = downloads.BY_SUFFIX.get(fmt)
     if chosen is None:
         raise NotFound(f"no download format {fmt[:20]!r}; use one of {', '.join(downloads.BY_SUFFIX)}", parameter="fmt")
     negotiate(request, allowed=(), html=False)
-    media_type = chosen.content_type
-    headers = {**caching(layer.is_public), "Content-Disposition": _disposition(layer, chosen.suffix)}
-    if fmt == "gpkg":
-        async with state.pool.connection() as conn:
-            handle = await downloads.build_geopackage(conn, layer)
-        headers["Content-Length"] = str(os.fstat(handle.fileno()).st_size)
-        return StreamingResponse(downloads.file_chunks(handle), media_type=media_type, headers=headers)
-    writer = downloads.geojson if fmt == "geojson" else downloads.csv
-
-    async def body() -> AsyncIterator[bytes]:
-        # The connection is taken inside the generator: a response that never starts holds none.
-        async with state.pool.connection() as conn:
-            async for block in writer(conn, layer):
-                yield block
-
-    return StreamingResponse(body(), media_type=media_type, headers=headers)
+    stored = await state.downloads.get(layer, fmt, lambda: state.db.connection(Workload.DOWNLOADS))
+    headers = {
+        **caching(layer.is_public),
+        "Content-Disposition": _disposition(layer, chosen.suffix),
+        "ETag": stored.etag,
+        "Accept-Ranges": "bytes",
+    }
+    if stored.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return _StoredFileResponse(stored.path, media_type=chosen.content_type, headers=headers)

@@ -62,7 +62,7 @@ async def changes(collection_id: str, request: Request, state: StateDep, princip
     limit = params.integer(values.get("limit", str(feed.MAX_CHANGES)), "limit")
     if not 1 <= limit <= feed.MAX_CHANGES:
         raise InvalidParameter(f"limit is 1 to {feed.MAX_CHANGES}", parameter="limit")
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         found = await feed.since(conn, [layer.id], since, limit)
         oldest = await feed.oldest(conn)
     last = found[-1].id if found else since
@@ -76,12 +76,12 @@ async def changes(collection_id: str, request: Request, state: StateDep, princip
 async def _events(state: AppState, principal: Principal, layer_id: str, start: int | None) -> AsyncIterator[bytes]:
     """The stream: changes after `start` (or from now), then each new one as it comes, with heartbeats."""
     if start is None:
-        async with state.pool.connection() as conn:
+        async with state.db.connection() as conn:
             start = await feed.latest(conn)
     last = start
     yield b"retry: 3000\n\n"
     while True:
-        async with state.pool.connection() as conn:
+        async with state.db.connection() as conn:
             found = await feed.since(conn, [layer_id], last, BATCH)
         for change in found:
             last = change.id

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request, Response
 
 from geoserver.auth import PrincipalDep
 from geoserver.bodies import read_json
+from geoserver.database import Workload
 from geoserver.media import GEOJSON, SCHEMA_JSON
 from geoserver.responses import PRIVATE, base_url, json_response
 from geoserver.routes.collections import collection_url
@@ -94,7 +95,7 @@ async def create(collection_id: str, request: Request, state: StateDep, principa
     batch = _batch(layer, body, _crs(request))
     writer = who(request, principal)
     single = not (isinstance(body, dict) and body.get("type") == "FeatureCollection")
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         written = await creates.create(conn, layer, batch, writer)
         if single:
             response = await stored(state, conn, layer, written[0].fid, request, status=201)
@@ -124,7 +125,7 @@ async def _change(
     writer = who(request, principal)
     bind = Binder()
     sets = change.assignments(layer, feature, bind, replace=replace)
-    async with state.pool.connection() as conn:  # one statement: its own transaction
+    async with state.db.connection(Workload.WRITES) as conn:  # one statement: its own transaction
         written, text = await change.change(
             conn, layer, fid, sets, bind, op="replace" if replace else "update",
             if_match=request.headers.get("if-match"), who=writer,
@@ -158,7 +159,7 @@ async def delete(
     layer = editable_layer(state, principal, collection_id)
     fid = _fid(layer, feature_id)
     writer = who(request, principal)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         await writes.delete(conn, layer, fid, if_match=request.headers.get("if-match"), who=writer)
     return Response(status_code=204, headers={"X-Request-Id": writer.request_id})
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from psycopg import AsyncConnection
 
 from geoserver import html, i18n
 from geoserver.auth import PrincipalDep
+from geoserver.database import Workload
 from geoserver.media import GEOJSON, HTML, JSON
 from geoserver.params import check_known, parse_items, single_values
 from geoserver.responses import base_url, caching, link, pick_format, pick_language, url_with
 from geoserver.routes.collections import collection_url
 from geoserver.state import AppState, StateDep
 from layers.catalogue.records import Layer
+from layers.catalogue.visibility import Principal
 from layers.errors import NotFound
 from layers.queries import features
 from layers.queries.items import ItemsQuery
@@ -54,8 +58,13 @@ def _tail(links: list[Any], matched: int, returned: int) -> bytes:
     )  # fmt: skip
 
 
+def _shareable(layer: Layer, query: ItemsQuery) -> bool:
+    """Whether shared caches may keep the answer: public data, and no one's position in the question."""
+    return layer.is_public and query.near is None
+
+
 def _headers(layer: Layer, query: ItemsQuery, lang: str) -> dict[str, str]:
-    return {**caching(layer.is_public, lang), "Content-Crs": query.crs.header}
+    return {**caching(_shareable(layer, query), lang), "Content-Crs": query.crs.header}
 
 
 @router.get("/collections/{collectionId}/items", summary="Features of a collection", response_class=Response)
@@ -68,24 +77,44 @@ async def items(collectionId: str, request: Request, state: StateDep, principal:
     query = parse_items(layer, values)
     if fmt == "html" or query.limit <= features.STREAM_ABOVE:
         statements = features.build(layer, query)  # every name and value is checked here, before a connection
-        async with state.pool.connection() as conn:
+        async with _connection(request, state, principal, query) as conn:
             page = await features.fetch_page(conn, layer, query, statements)
         links = _links(request, layer, query, len(page.features), page.number_matched, lang)
         if fmt == "html":
-            return _items_html(request, layer, page, links, lang)
+            return _items_html(request, layer, page, links, lang, public=_shareable(layer, query))
         body = (
             b'{"type":"FeatureCollection","features":['
             + ",".join(page.features).encode()
             + _tail(links, page.number_matched, len(page.features))
         )
         return Response(body, media_type=GEOJSON, headers=_headers(layer, query, lang))
-    return await _streamed(request, state, layer, query, lang)
+    return await _streamed(request, state, principal, layer, query, lang)
 
 
-async def _streamed(request: Request, state: AppState, layer: Layer, query: ItemsQuery, lang: str) -> Response:
+@asynccontextmanager
+async def _connection(
+    request: Request, state: AppState, principal: Principal, query: ItemsQuery
+) -> AsyncIterator[AsyncConnection[Any]]:
+    """A connection for this page: CQL2 filters and very large pages are heavy work, with limits of their own.
+
+    Heavy work takes the heavy pool, at most `heavy_per_client` at once per address, and anonymous callers get the
+    shorter statement timeout.
+    """
+    if query.filter is None and query.limit <= features.STREAM_ABOVE:
+        async with state.db.connection() as conn:
+            yield conn
+        return
+    timeout_ms = state.settings.anonymous_heavy_timeout_ms if principal.is_anonymous else None
+    async with state.heavy.hold(request.scope), state.db.connection(Workload.HEAVY, timeout_ms=timeout_ms) as conn:
+        yield conn
+
+
+async def _streamed(
+    request: Request, state: AppState, principal: Principal, layer: Layer, query: ItemsQuery, lang: str
+) -> Response:
     """A large page, sent as it is read: memory holds one chunk of features, never the whole page."""
     statements = features.build(layer, query, count_in_page=False)
-    async with state.pool.connection() as conn:
+    async with _connection(request, state, principal, query) as conn:
         matched = await features.count(conn, statements, layer)
     expected = max(0, min(query.limit, matched - query.offset))
     links = _links(request, layer, query, expected, matched, lang)
@@ -94,7 +123,7 @@ async def _streamed(request: Request, state: AppState, layer: Layer, query: Item
         # The connection is taken inside the generator, so a response that never starts holds none.
         returned = 0
         yield b'{"type":"FeatureCollection","features":['
-        async with state.pool.connection() as conn:
+        async with _connection(request, state, principal, query) as conn:
             async for chunk in features.stream_page(conn, statements):
                 yield (b"," if returned else b"") + ",".join(chunk).encode()
                 returned += len(chunk)
@@ -103,7 +132,9 @@ async def _streamed(request: Request, state: AppState, layer: Layer, query: Item
     return StreamingResponse(body(), media_type=GEOJSON, headers=_headers(layer, query, lang))
 
 
-def _items_html(request: Request, layer: Layer, page: features.Page, links: list[Any], lang: str) -> Response:
+def _items_html(
+    request: Request, layer: Layer, page: features.Page, links: list[Any], lang: str, *, public: bool
+) -> Response:
     context = {
         "base": base_url(request),
         "collection_id": layer.id,
@@ -113,7 +144,7 @@ def _items_html(request: Request, layer: Layer, page: features.Page, links: list
         "number_matched": page.number_matched,
         "links": links,
     }
-    return html.render("items.html", context, lang=lang, public=layer.is_public)
+    return html.render("items.html", context, lang=lang, public=public)
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature", response_class=Response)
@@ -134,7 +165,7 @@ async def item(
     fid = features.id_value(layer, featureId)
     found = None
     if fid is not None:
-        async with state.pool.connection() as conn:
+        async with state.db.connection() as conn:
             found = await features.fetch_feature(conn, layer, fid, query.crs)
     if found is None:
         raise NotFound(f"no feature {featureId[:80]!r} in this collection", parameter="featureId")

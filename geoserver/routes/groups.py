@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from geoserver.auth import SignedInDep, StaffDep
 from geoserver.bodies import json_object
+from geoserver.database import Workload
 from geoserver.responses import base_url, json_response
 from geoserver.settings import Settings
 from geoserver.state import StateDep
@@ -105,7 +106,7 @@ async def me(principal: SignedInDep) -> Response:
 @router.get("/groups", summary="The groups the caller belongs to (City staff: every group)")
 async def list_groups(request: Request, state: StateDep, principal: SignedInDep) -> Response:
     """Every group for staff; the caller's own groups for everyone else."""
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         found = await groups.list_groups(conn, None if principal.is_staff else sorted(principal.roles))
     docs = [group_document(g, principal, state.settings, base_url(request)) for g in found]
     return json_response({"groups": docs}, public=False)
@@ -114,7 +115,7 @@ async def list_groups(request: Request, state: StateDep, principal: SignedInDep)
 @router.post("/groups", summary="Create a group (City staff)", status_code=201)
 async def create_group(body: NewGroup, request: Request, state: StateDep, principal: StaffDep) -> Response:
     """A new group; 409 when the id is taken."""
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         group = await groups.create_group(conn, body.id, body.name, name_fr=body.name_fr, contact=body.contact)
         await conn.execute(*audit(str(principal.subject), "group.create", None, {"name": body.name}, group_id=group.id))
     doc = group_document(group, principal, state.settings, base_url(request))
@@ -125,7 +126,7 @@ async def create_group(body: NewGroup, request: Request, state: StateDep, princi
 async def get_group(group_id: str, request: Request, state: StateDep, principal: SignedInDep) -> Response:
     """A group its members and City staff may see."""
     _visible(principal, group_id)
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         group = await groups.get_group(conn, group_id)
     return json_response(group_document(group, principal, state.settings, base_url(request)), public=False)
 
@@ -135,7 +136,7 @@ async def patch_group(group_id: str, request: Request, state: StateDep, principa
     """JSON merge-patch of name, name_fr, contact, max_upload_mb, max_features, max_layers, uploads_per_hour,
     require_if_match (null clears a quota)."""
     changes = await json_object(request)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         group = await groups.update_group(conn, group_id, changes)
         await conn.execute(*audit(str(principal.subject), "group.update", None, changes, group_id=group_id))
     return json_response(group_document(group, principal, state.settings, base_url(request)), public=False)
@@ -145,7 +146,7 @@ async def patch_group(group_id: str, request: Request, state: StateDep, principa
 async def list_members(group_id: str, state: StateDep, principal: SignedInDep) -> Response:
     """For the group's publishers and City staff."""
     _manager(principal, group_id)
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         members = await groups.list_members(conn, group_id)
     return json_response({"members": [{"subject": m.subject, "role": m.role} for m in members]}, public=False)
 
@@ -155,7 +156,7 @@ async def set_member(group_id: str, body: NewMember, state: StateDep, principal:
     """For the group's publishers (up to their own role) and City staff."""
     _manager(principal, group_id)
     _not_above(principal, group_id, body.role)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         await groups.get_group(conn, group_id)
         member = await groups.set_member(conn, group_id, body.subject, body.role)
         detail = {"subject": member.subject, "role": member.role}
@@ -167,7 +168,7 @@ async def set_member(group_id: str, body: NewMember, state: StateDep, principal:
 async def remove_member(group_id: str, subject: str, state: StateDep, principal: SignedInDep) -> Response:
     """Its tokens lose the group's rights at once, on every server."""
     _manager(principal, group_id)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         if not await groups.remove_member(conn, group_id, subject):
             raise NotFound(f"{subject[:80]!r} is not a member of this group", parameter="subject")
         await conn.execute(
@@ -180,7 +181,7 @@ async def remove_member(group_id: str, subject: str, state: StateDep, principal:
 async def list_tokens(group_id: str, state: StateDep, principal: SignedInDep) -> Response:
     """Every token this group issued: prefix, subject, label, dates; never a token itself."""
     _manager(principal, group_id)
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         found = await tokens.list_tokens(conn, group_id)
     return json_response({"tokens": [token_document(t) for t in found]}, public=False)
 
@@ -192,7 +193,7 @@ async def issue_token(group_id: str, body: NewToken, state: StateDep, principal:
     if body.role is not None:
         _not_above(principal, group_id, body.role)
     expires = datetime.now(UTC) + timedelta(days=body.expires_in_days)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         await groups.get_group(conn, group_id)
         if body.role is not None:
             await groups.set_member(conn, group_id, body.subject, body.role)
@@ -211,7 +212,7 @@ async def issue_token(group_id: str, body: NewToken, state: StateDep, principal:
 async def revoke_token(group_id: str, prefix: str, state: StateDep, principal: SignedInDep) -> Response:
     """The token stops working at once, on every server."""
     _manager(principal, group_id)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         revoked = await tokens.revoke_token(conn, prefix, group_id)
         if revoked is None:
             raise NotFound(f"no token of this group starts with {prefix[:20]!r}", parameter="prefix")

@@ -25,10 +25,10 @@ async def ready(state: StateDep) -> JSONResponse | dict[str, object]:
     """200 when a query goes through and the catalogue is loaded, 503 otherwise."""
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
-            async with state.pool.connection(timeout=READY_TIMEOUT_S) as conn:
+            async with state.db.connection() as conn:
                 await conn.execute("SELECT 1")
     except Exception:  # noqa: BLE001 - any failure here means "not ready"
-        return error_response(503, "database_unavailable", "the database is unreachable")
+        return error_response(503, "database_unavailable", "the database is unreachable", retry_after_s=1)
     if not state.registry_loaded.is_set():
         return error_response(503, "starting", "the catalogue is still loading")
     return {"status": "ready", "layers": len(state.registry)}

@@ -18,6 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from geoserver import params
 from geoserver.auth import PrincipalDep, SignedInDep, StaffDep
+from geoserver.database import Workload
 from geoserver.media import GEOJSON
 from geoserver.responses import PRIVATE, base_url, json_response
 from geoserver.routes.collections import collection_url
@@ -55,7 +56,7 @@ async def list_versions(
     """Numbered from 1 (the feature as first stored); a deleted feature's versions stay, ending with the deletion."""
     layer = state.registry.resolve(collection_id, principal)
     fid = _fid(layer, feature_id)
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         found = await versions.versions(conn, layer, fid)
     href = f"{collection_url(base_url(request), layer)}/items/{quote(str(fid), safe='')}/versions"
     body = {"id": fid, "versions": [_version_document(v, href, _may_see_who(principal, layer)) for v in found]}
@@ -69,7 +70,7 @@ async def get_version(
     """The feature as it was at that version (public fields), with the version's number, operation and time."""
     layer = state.registry.resolve(collection_id, principal)
     fid, n = _fid(layer, feature_id), params.integer(number, "version")
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         found = await versions.version(conn, layer, fid, n)
         if found is None and n == 1 and (current := await versions.versions(conn, layer, fid)) and len(current) == 1:
             return await _as_loaded(state, conn, layer, fid)
@@ -103,7 +104,7 @@ async def restore_version(
     layer = editable_layer(state, principal, collection_id)
     fid, n = _fid(layer, feature_id), params.integer(number, "version")
     writer = who(request, principal)
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         await versions.restore(conn, layer, fid, n, if_match=request.headers.get("if-match"), who=writer)
         response = await stored(state, conn, layer, fid, request)
     response.headers["X-Request-Id"] = writer.request_id
@@ -120,7 +121,7 @@ async def layer_history(collection_id: str, state: StateDep, principal: SignedIn
     async def body() -> AsyncIterator[bytes]:
         yield b'{"type":"FeatureCollection","name":' + orjson.dumps(layer.id) + b',"features":['
         first = True
-        async with state.pool.connection() as conn:
+        async with state.db.connection() as conn:
             async for feature in versions.history(conn, layer):
                 yield (b"" if first else b",") + feature.encode()
                 first = False
@@ -140,7 +141,7 @@ async def audit(request: Request, state: StateDep, principal: StaffDep) -> Respo
     if not 1 <= limit <= MAX_AUDIT or offset < 0:
         raise InvalidParameter(f"limit is 1 to {MAX_AUDIT}, offset 0 or more", parameter="limit")
     since, until = (_instant(values.get(name), name) for name in ("since", "until"))
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         filters = {"layer": values.get("layer"), "group": values.get("group"), "actor": values.get("subject")}
         entries = await list_audit(conn, **filters, since=since, until=until, limit=limit, offset=offset)
     return json_response({"entries": entries, "numberReturned": len(entries)}, public=False)

@@ -15,9 +15,16 @@ from geoserver.media import GEOJSON
 from geoserver.responses import PRIVATE
 from geoserver.state import StateDep
 from layers.errors import InvalidParameter, LayerNotFound
-from layers.limits import MAX_CATEGORIES, MAX_NEARBY_LAYERS, MAX_RADIUS_M, NEARBY_DEFAULT_LIMIT, NEARBY_MAX_LIMIT
+from layers.limits import (
+    MAX_CATEGORIES,
+    MAX_NEARBY_LAYERS,
+    MAX_RADIUS_M,
+    MIN_RADIUS_M,
+    NEARBY_DEFAULT_LIMIT,
+    NEARBY_MAX_LIMIT,
+)
 from layers.queries.nearby import SERVICE_AREA_RULE, Hit, NearbyQuery, search_fingerprint
-from layers.queries.times import iso, parse_instant
+from layers.queries.times import EARLIEST_YEAR, LATEST_YEAR, iso, parse_instant
 
 router = APIRouter(tags=["near me"])
 NEARBY_PARAMETERS = ("lon", "lat", "radius", "layers", "category", "open_now", "at", "limit", "cursor")
@@ -44,12 +51,20 @@ def _query(values: dict[str, str]) -> NearbyQuery:
     return NearbyQuery(
         lon,
         lat,
-        params.number_in(radius, "radius", 0, MAX_RADIUS_M, above_low=True) if radius is not None else None,
+        params.number_in(radius, "radius", MIN_RADIUS_M, MAX_RADIUS_M) if radius is not None else None,
         tuple(dict.fromkeys(categories)),
         params.boolean(values.get("open_now"), parameter="open_now"),
-        parse_instant(at, parameter="at") if at is not None else datetime.now(UTC),
+        _moment(at) if at is not None else datetime.now(UTC),
         limit,
     )
+
+
+def _moment(text: str) -> datetime:
+    """`at`: an instant within the years opening hours and event times can be worked out for."""
+    moment = parse_instant(text, parameter="at")
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise InvalidParameter(f"at must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}", parameter="at")
+    return moment
 
 
 @router.get(
@@ -82,7 +97,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     bound_to = search_fingerprint(q, [layer.id for layer in chosen])
     if "cursor" in values:
         q = q.after_key(state.cursors.decode(values["cursor"], bound_to))
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         page = await state.nearby.search(conn, chosen, q)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if page.next_key is not None:
@@ -116,7 +131,7 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     params.check_known(values, HERE_PARAMETERS)
     lon, lat = _point(values)
     now = datetime.now(UTC)
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         found = await state.nearby.here(conn, state.registry.visible(principal), lon, lat, now)
     features = [
         {

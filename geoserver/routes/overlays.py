@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request, Response
 from geoserver import params
 from geoserver.auth import SignedInDep, StaffDep
 from geoserver.bodies import json_object
+from geoserver.database import Workload
 from geoserver.responses import base_url, json_response
 from geoserver.routes.collections import collection_document
 from geoserver.routes.groups import effective_quotas
@@ -91,7 +92,7 @@ async def _upload_group(state: AppState, principal: Principal, group_id: str) ->
         raise NotFound(f"no group named {group_id[:80]!r}", parameter="group")
     if not principal.has_role(group_id, EDITOR):
         raise Forbidden("only the group's editors, publishers and City staff upload its layers")
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         return await groups.get_group(conn, group_id)
 
 
@@ -99,7 +100,7 @@ async def _check_quotas(state: AppState, group: groups.Group, received: Received
     quotas = effective_quotas(group, state.settings)
     if received.size > quotas["max_upload_mb"] * 1024**2:
         raise TooLarge(f"the file is larger than this group's {quotas['max_upload_mb']} MB", parameter=FILE_FIELD)
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         if new_layer and await changes.group_layer_count(conn, group.id) >= quotas["max_layers"]:
             raise LimitReached(f"this group has {quotas['max_layers']} layers, its most: unpublish one first")
         count, retry_s = await changes.uploads_in_last_hour(conn, group.id)
@@ -136,7 +137,7 @@ def _answer(request: Request, state: AppState, principal: Principal, layer_id: s
 async def _stream_cap(state: AppState) -> int:
     """The most an upload may be while it streams in: the largest any group may send (each group's own limit is
     checked once the form says which group it is)."""
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         largest = max([state.settings.upload_max_mb, *(g.max_upload_mb or 0 for g in await groups.list_groups(conn))])
     return largest * 1024**2
 
@@ -161,7 +162,7 @@ async def upload(request: Request, state: StateDep, principal: SignedInDep) -> R
         _required(received)
         group = await _upload_group(state, principal, received.fields["group"].strip())
         spec = _spec(received.fields, group)
-        async with state.pool.connection() as conn:
+        async with state.db.connection(Workload.WRITES) as conn:
             if await changes.id_taken(conn, spec.id):
                 raise Conflict(f"a layer with the id {spec.id!r} exists: choose another", parameter="id")
         await _check_quotas(state, group, received, new_layer=True)
@@ -196,7 +197,7 @@ async def replace_data(collection_id: str, request: Request, state: StateDep, pr
         if received.path is None:
             raise InvalidParameter("file is required", parameter=FILE_FIELD)
         params.check_known(received.fields, ())
-        async with state.pool.connection() as conn:
+        async with state.db.connection(Workload.WRITES) as conn:
             group = await groups.get_group(conn, str(layer.group_id))
             stored, _ = await changes.stored_manifest(conn, layer.id)
         await _check_quotas(state, group, received, new_layer=False)
@@ -219,7 +220,7 @@ async def patch_layer(collection_id: str, request: Request, state: StateDep, pri
     visibility = body.pop("visibility", None)
     if visibility is not None and not principal.can_publish(layer):
         raise Forbidden("only the owner group's publishers and City staff change who sees a layer")
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         stored, _ = await changes.stored_manifest(conn, layer.id)
         manifest = changes.merge_metadata(stored, body)
         detail: dict[str, Any] = dict(body)
@@ -242,7 +243,7 @@ async def unpublish(collection_id: str, state: StateDep, principal: SignedInDep)
     layer = _editable(state, principal, collection_id)
     if not principal.can_publish(layer):
         raise Forbidden("only the owner group's publishers and City staff unpublish a layer")
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         await changes.set_published(conn, layer.id, str(principal.subject), published=False)
     await state.reload_registry()
     return Response(status_code=204)
@@ -251,7 +252,7 @@ async def unpublish(collection_id: str, state: StateDep, principal: SignedInDep)
 @router.post("/collections/{collection_id}/restore", summary="Publish an unpublished layer again (City staff)")
 async def restore(collection_id: str, request: Request, state: StateDep, principal: StaffDep) -> Response:
     """The layer comes back as it was when it was unpublished."""
-    async with state.pool.connection() as conn, conn.transaction():
+    async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
         await changes.set_published(conn, collection_id, str(principal.subject), published=True)
     await state.reload_registry()
     return _answer(request, state, principal, collection_id, None)

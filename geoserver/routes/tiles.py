@@ -68,7 +68,7 @@ def tile_response(request: Request, result: TileResult) -> Response:
 
 
 async def _serve(state: AppState, request: Request, layers: list[Layer], tile: grids.TileXYZ) -> Response:
-    result = await get_tile(state.pool, state.tiles, state.tile_cache, layers, tile)
+    result = await get_tile(state.db.connection, state.tiles, state.tile_cache, layers, tile)
     return tile_response(request, result)
 
 

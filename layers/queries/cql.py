@@ -297,6 +297,8 @@ class _Compiler:
             xmin, ymin, xmax, ymax = (box[0], box[1], box[2], box[3]) if len(box) == 4 else (*box[:2], *box[3:5])
             if not all(abs(float(n)) < 1e15 for n in (xmin, ymin, xmax, ymax)):
                 raise _bad("a bbox needs finite numbers")
+            corners = [(xmin, ymin), (xmin, ymax), (xmax, ymin), (xmax, ymax)]
+            crs_mod.check_domain(corners, self.crs, parameter="filter")
             envelope = sql.SQL("ST_MakeEnvelope({}, {}, {}, {})").format(
                 *(self.bind(float(n)) for n in (xmin, ymin, xmax, ymax))
             )
@@ -311,6 +313,7 @@ class _Compiler:
                 raise _bad(f"geometries must be valid, non-empty, and have at most {MAX_VERTICES} vertices")
             if not abs(coords).max() < 1e15:
                 raise _bad("coordinates must be finite numbers")
+            crs_mod.check_domain([(x, y) for x, y in coords[:, :2]], self.crs, parameter="filter")
             return crs_mod.to_storage(sql.SQL("ST_GeomFromWKB({})").format(self.bind(shapely.to_wkb(shape))), self.crs)
         raise _bad("spatial operators need the geometry property, a geometry or a bbox")
 

@@ -6,9 +6,14 @@ the database. EPSG:4326 as a *request or response* CRS means latitude/longitude 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 from psycopg import sql
+from pyproj import Transformer
+from pyproj.exceptions import ProjError
 
 from layers.errors import InvalidParameter
 
@@ -55,6 +60,27 @@ def parse_crs(value: str | None, *, parameter: str, default: Crs = CRS84) -> Crs
             f"unsupported CRS; use one of: {', '.join(c.uri for c in SUPPORTED)}", parameter=parameter
         )
     return crs
+
+
+@cache
+def _to_lonlat(srid: int) -> Transformer:
+    return Transformer.from_crs(srid, 4326, always_xy=True)
+
+
+def check_domain(points: Sequence[tuple[float, float]], crs: Crs, *, parameter: str) -> None:
+    """400 unless every x/y point lies where `crs` is defined (PostGIS would fail the query: "outside of domain")."""
+    if crs.srid == STORAGE.srid or not points:
+        return  # longitudes and latitudes are checked where they are read
+    xs, ys = zip(*points, strict=True)
+    try:
+        lons, lats = _to_lonlat(crs.srid).transform(xs, ys, errcheck=True)
+        inside = all(math.isfinite(v) for v in (*lons, *lats))
+    except ProjError:
+        inside = False
+    if not inside:
+        raise InvalidParameter(
+            f"coordinates outside the area {crs.uri.rsplit('/', 1)[-1]} can describe", parameter=parameter
+        )
 
 
 def to_storage(geometry: sql.Composable, crs: Crs) -> sql.Composable:

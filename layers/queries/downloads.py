@@ -1,18 +1,16 @@
-"""Whole-layer downloads (GeoJSON, CSV, GeoPackage) in bounded memory, public fields only.
+"""Whole-layer downloads (GeoJSON, CSV, GeoPackage) written to a file in bounded memory, public fields only.
 
-GeoJSON streams from a server-side cursor a chunk of features at a time; CSV is PostgreSQL's own COPY output,
-batched; a GeoPackage is written chunk by chunk (pyogrio, in a worker thread) into a server-made temporary file,
-then streamed. Each read runs in one transaction, so a download is one consistent snapshot of the layer.
+GeoJSON comes from a server-side cursor a chunk of features at a time; CSV is PostgreSQL's own COPY output; a
+GeoPackage is written chunk by chunk (pyogrio, in a worker thread). Each read runs in one transaction, so a file is
+one consistent snapshot of the layer. `download_files` keeps the files and serves each build to everyone.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import tempfile
 from collections.abc import AsyncIterator
-from typing import IO, Any, NamedTuple
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -24,7 +22,7 @@ from layers.sqlcompose import render
 
 CHUNK_ROWS = 5_000
 GPKG_CHUNK_ROWS = 20_000
-SEND_BYTES = 256 * 1024
+WRITE_BYTES = 256 * 1024
 
 
 class Download(NamedTuple):
@@ -87,7 +85,7 @@ async def csv(conn: AsyncConnection[Any], layer: Layer) -> AsyncIterator[bytes]:
             async with cur.copy(render(statement)) as copy:
                 async for data in copy:
                     buffer += data
-                    if len(buffer) >= SEND_BYTES:
+                    if len(buffer) >= WRITE_BYTES:
                         yield bytes(buffer)
                         buffer.clear()
     if buffer:
@@ -172,26 +170,29 @@ def _write_chunk(
     )
 
 
-async def build_geopackage(conn: AsyncConnection[Any], layer: Layer) -> IO[bytes]:
-    """Write the layer to a temporary GeoPackage and return it open for reading (already unlinked from disk)."""
+async def write_file(conn: AsyncConnection[Any], layer: Layer, suffix: str, path: Path) -> None:
+    """Write the whole layer in the format named by `suffix` to `path` (replaced if it exists)."""
+    if suffix == "gpkg":
+        await _write_geopackage(conn, layer, path)
+        return
+    blocks = geojson(conn, layer) if suffix == "geojson" else csv(conn, layer)
+    with open(path, "wb") as out:
+        async for block in blocks:
+            await asyncio.to_thread(out.write, block)
+
+
+async def _write_geopackage(conn: AsyncConnection[Any], layer: Layer, path: Path) -> None:
     statement, described = _gpkg_select(layer)
-    folder = tempfile.mkdtemp(prefix="geoserver-gpkg-")
-    path = os.path.join(folder, "layer.gpkg")
-    try:
-        written = False
-        async with conn.transaction():
-            async with conn.cursor(name="download_gpkg") as cur:
-                await cur.execute(render(statement))
-                while rows := await cur.fetchmany(GPKG_CHUNK_ROWS):
-                    await asyncio.to_thread(_write_chunk, path, layer, rows, described, written)
-                    written = True
-        if not written:
-            await asyncio.to_thread(_write_empty, path, layer, described)
-        # Unlinked while open: the space is freed when the reader closes it, even if the client goes away.
-        handle = open(path, "rb")  # noqa: SIM115 - handed to the caller, who closes it
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    return handle
+    path.unlink(missing_ok=True)
+    written = False
+    async with conn.transaction():
+        async with conn.cursor(name="download_gpkg") as cur:
+            await cur.execute(render(statement))
+            while rows := await cur.fetchmany(GPKG_CHUNK_ROWS):
+                await asyncio.to_thread(_write_chunk, str(path), layer, rows, described, written)
+                written = True
+    if not written:
+        await asyncio.to_thread(_write_empty, str(path), layer, described)
 
 
 def _write_empty(path: str, layer: Layer, described: list[tuple[str, str]]) -> None:
@@ -209,12 +210,3 @@ def _write_empty(path: str, layer: Layer, described: list[tuple[str, str]]) -> N
         crs="EPSG:4326",
         layer_options={"FID": GPKG_FID},
     )
-
-
-async def file_chunks(handle: IO[bytes]) -> AsyncIterator[bytes]:
-    """A file's bytes, a block at a time, closing it at the end."""
-    try:
-        while block := await asyncio.to_thread(handle.read, SEND_BYTES):
-            yield block
-    finally:
-        handle.close()

@@ -10,6 +10,8 @@ from layers.errors import InvalidParameter
 
 # RFC 3339 date-time with a mandatory offset (a time without one would be ambiguous).
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+# The years `at=` may name: opening hours and calendars are not defined far outside them.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,10 @@ def editor(client: TestClient, database_url: str) -> str:
 def test_owslib_part4_calls_work_unmodified(live_server: LiveServer, editor: str) -> None:
     from owslib.ogcapi.features import Features
 
-    api = Features(live_server.url, headers={"Authorization": f"Bearer {editor}"})
-    api.headers = dict(api.headers)  # OWSLib shares one module-level headers dict between instances
+    api = Features(live_server.url)
+    # Not Features(headers=...): OWSLib would add them to its module-level defaults, so every later client in this
+    # process would send the token (OWSLib 0.35 updates REQUEST_HEADERS in place).
+    api.headers = {**api.headers, "Authorization": f"Bearer {editor}"}
     stage = {"type": "Feature", "geometry": point(-114.05, 51.05), "properties": {"name": "owslib stage"}}
     assert api.collection_item_create(LAYER, stage) is True
     created = api.response_headers["Location"].rsplit("/", 1)[-1]

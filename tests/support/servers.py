@@ -19,9 +19,18 @@ class LiveServer:
     def __init__(self, app: object) -> None:
         import uvicorn
 
+        from geoserver.httpserver import JsonErrorsProtocol
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")  # type: ignore[arg-type]
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            http=JsonErrorsProtocol,
+        )
         self.server = uvicorn.Server(config)
 
     def __enter__(self) -> LiveServer:

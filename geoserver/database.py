@@ -1,0 +1,223 @@
+"""The database as requests see it: a pool per kind of work, and a breaker that answers 503 at once during an outage.
+
+Interactive reads (tiles, pages of items, near me, what's here, the catalogue) have a pool of their own, so downloads,
+heavy filters and writes can never take the connections they need. Each pool waits a bounded time for a free
+connection, then answers 503 with `Retry-After`, naming the pool that was full.
+
+When a connection fails (the database stopped, restarted or cannot be reached), the breaker opens: every request
+that needs the database answers 503 at once, without waiting for a pool, and a background probe tries to connect
+a few times a second. When the probe gets through, the pools drop their broken connections and the breaker closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from geoserver.settings import Settings
+from layers.errors import Busy, DatabaseUnavailable, TooExpensive
+
+log = logging.getLogger("geoserver.database")
+PROBE_EVERY_S = 0.2
+PROBE_TIMEOUT_S = 1.0
+OUTAGE_RETRY_AFTER_S = 1
+# SQLSTATEs of a connection that is gone or going: connection exceptions, and the server shutting down or starting.
+_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+class Workload(StrEnum):
+    """The kinds of work that never compete for the same connections."""
+
+    INTERACTIVE = "interactive"  # tiles, pages of items, near me, what's here, catalogue and token lookups
+    HEAVY = "heavy"  # CQL2 filters, very large pages
+    WRITES = "writes"  # edits, uploads, groups, tokens
+    DOWNLOADS = "downloads"  # building whole-layer download files (each once per layer version)
+
+
+WHAT = {
+    Workload.INTERACTIVE: "map and search requests",
+    Workload.HEAVY: "heavy requests (filters, large pages)",
+    Workload.WRITES: "writes",
+    Workload.DOWNLOADS: "building downloads",
+}
+
+
+def pool_sizes(settings: Settings) -> dict[Workload, int]:
+    """How many connections each workload may hold."""
+    return {
+        Workload.INTERACTIVE: settings.pool_max_size,
+        Workload.HEAVY: settings.heavy_pool_size,
+        Workload.WRITES: settings.writes_pool_size,
+        Workload.DOWNLOADS: settings.download_builds,
+    }
+
+
+def _waits(settings: Settings) -> dict[Workload, float]:
+    """How long a request waits for a free connection of each pool before it answers 503."""
+    return {
+        Workload.INTERACTIVE: settings.pool_timeout_s,
+        Workload.HEAVY: settings.heavy_wait_s,
+        Workload.WRITES: settings.heavy_wait_s,
+        Workload.DOWNLOADS: settings.download_build_timeout_s,  # builds queue: each is wanted by someone
+    }
+
+
+def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncConnectionPool:
+    timeout_ms = settings.statement_timeout_ms
+    if workload is Workload.DOWNLOADS:
+        timeout_ms = int(settings.download_build_timeout_s * 1000)
+    return AsyncConnectionPool(
+        url,
+        open=False,
+        name=workload.value,
+        min_size=min(settings.pool_min_size, size),
+        max_size=size,
+        timeout=_waits(settings)[workload],
+        reconnect_timeout=30,
+        # No check on every checkout (a round trip per request): a connection found broken opens the breaker, and
+        # the pools are checked before it closes again.
+        kwargs={
+            "autocommit": True,
+            "application_name": f"geoserver-{workload.value}",
+            "connect_timeout": max(1, int(settings.connect_timeout_s)),
+            # UTC: timestamps in JSON answers never depend on where the database runs.
+            "options": f"-c statement_timeout={timeout_ms} -c timezone=UTC",
+        },
+    )
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True for errors that mean the connection or the server is gone, not that one statement failed."""
+    if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, psycopg.errors.QueryCanceled):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(_CONNECTION_STATES)
+
+
+@dataclass
+class Database:
+    """The pools and the breaker. Built closed: `open()` (in the app's lifespan) connects."""
+
+    settings: Settings
+    url: str
+    pools: dict[Workload, AsyncConnectionPool] = field(default_factory=dict)
+    down_since: float | None = None
+    _probe: asyncio.Task[None] | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, url: str) -> Database:
+        pools = {workload: _pool(settings, url, workload, size) for workload, size in pool_sizes(settings).items()}
+        return cls(settings, url, pools)
+
+    async def open(self) -> None:
+        for pool in self.pools.values():
+            await pool.open(wait=False)
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._probe
+        for pool in self.pools.values():
+            await pool.close()
+
+    @property
+    def is_down(self) -> bool:
+        return self.down_since is not None
+
+    def check(self) -> None:
+        """Raise at once while the breaker is open."""
+        if self.down_since is not None:
+            raise DatabaseUnavailable("the database is unavailable; retry shortly", retry_after_s=OUTAGE_RETRY_AFTER_S)
+
+    @contextlib.asynccontextmanager
+    async def connection(
+        self, workload: Workload = Workload.INTERACTIVE, *, timeout_ms: int | None = None
+    ) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection of the workload's pool, turning what goes wrong into the right answer.
+
+        `timeout_ms` runs the block in a transaction with that statement timeout (lower for anonymous heavy work).
+        """
+        self.check()
+        pool = self.pools[workload]
+        try:
+            conn = await pool.getconn()
+        except PoolTimeout:
+            self.suspect()  # all busy, or the database unreachable: the probe tells which
+            self.check()
+            raise Busy(
+                f"all {pool.max_size} connections for {WHAT[workload]} are in use; retry shortly",
+                limit=f"{workload.value}_connections",
+                retry_after_s=2,
+            ) from None
+        try:
+            if timeout_ms is None:
+                yield conn
+            else:
+                async with conn.transaction():
+                    await conn.execute(
+                        sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(sql.Literal(str(timeout_ms)))
+                    )
+                    yield conn
+        except psycopg.errors.QueryCanceled:
+            seconds = (timeout_ms or self.settings.statement_timeout_ms) / 1000
+            raise TooExpensive(
+                f"the query ran longer than the {seconds:g} s allowed and was stopped; narrow it (a bbox, fewer "
+                "filter terms, a smaller limit) or sign in",
+                retry_after_s=5,
+            ) from None
+        except psycopg.OperationalError as exc:
+            if not is_connection_failure(exc):
+                raise
+            self.failed(exc)
+            raise DatabaseUnavailable(
+                "the database is unavailable; retry shortly", retry_after_s=OUTAGE_RETRY_AFTER_S
+            ) from None
+        finally:
+            await pool.putconn(conn)
+
+    def failed(self, exc: BaseException | None = None) -> None:
+        """A connection failed: open the breaker and probe until the database answers again."""
+        if self.down_since is None:
+            self.down_since = time.monotonic()
+            log.warning("database connection lost (%s): answering 503 until it is back", type(exc).__name__)
+        self.suspect()
+
+    def suspect(self) -> None:
+        """Something may be wrong: make sure a probe is running (it opens the breaker if it cannot connect)."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._watch(), name="database-probe")
+
+    async def _watch(self) -> None:
+        while not await self._reachable():
+            if self.down_since is None:
+                self.down_since = time.monotonic()
+                log.warning("the database does not answer: answering 503 until it is back")
+            await asyncio.sleep(PROBE_EVERY_S)
+        if self.down_since is not None:
+            # Old connections died with the server: drop them before requests get them.
+            await asyncio.gather(*(pool.check() for pool in self.pools.values()), return_exceptions=True)
+            log.warning("database back after %.1f s", time.monotonic() - self.down_since)
+            self.down_since = None
+
+    async def _reachable(self) -> bool:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S * 2):
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, autocommit=True, connect_timeout=1, application_name="geoserver-probe"
+                )
+                async with conn:
+                    await conn.execute("SELECT 1")
+        except (OSError, TimeoutError, psycopg.Error):
+            return False
+        return True

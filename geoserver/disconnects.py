@@ -1,0 +1,94 @@
+"""Nothing outlives its client: work for a client that left is cancelled, and a client that stops reading is dropped.
+
+Cancelling the request's task cancels the statement it waits for: psycopg sends PostgreSQL a cancel request when
+an awaited query is interrupted, so the backend stops within moments and the connection goes back to its pool.
+Work that should survive its first client (building a download others may want) runs in a task of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("geoserver.disconnects")
+_BODYLESS = {"GET", "HEAD", "OPTIONS", "DELETE"}
+
+
+class ClientTooSlow(Exception):
+    """The client read nothing of the answer for the whole send timeout."""
+
+
+class CancelOnDisconnect:
+    """Run each HTTP request in a task that is cancelled when its client disconnects or stops reading.
+
+    The client's disconnect can only be seen once its request body has been read: until then every message belongs
+    to the handler (an upload streams through it). So the watch starts at once for methods without a body, and
+    after the last body chunk for the others.
+    """
+
+    def __init__(self, app: ASGIApp, *, send_timeout_s: float) -> None:
+        self.app = app
+        self.send_timeout_s = send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        gone = asyncio.Event()
+        relayed: asyncio.Queue[Message] = asyncio.Queue()
+        body_read = asyncio.Event()
+        if scope.get("method") in _BODYLESS:
+            body_read.set()
+
+        async def watch() -> None:
+            await body_read.wait()
+            while True:
+                message = await receive()
+                await relayed.put(message)
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                    return
+
+        async def handler_receive() -> Message:
+            if not body_read.is_set():
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    body_read.set()
+                if message["type"] == "http.disconnect":
+                    gone.set()
+                return message
+            return await relayed.get()
+
+        async def timed_send(message: Message) -> None:
+            try:
+                await asyncio.wait_for(send(message), self.send_timeout_s)
+            except TimeoutError:
+                raise ClientTooSlow from None
+
+        async def handle() -> None:
+            await self.app(scope, handler_receive, timed_send)
+
+        handler = asyncio.create_task(handle())
+        watcher = asyncio.create_task(watch())
+        waiting = asyncio.create_task(gone.wait())
+        try:
+            await asyncio.wait({handler, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            if not handler.done():
+                handler.cancel()
+                log.info("client left %s %s: its work was cancelled", scope.get("method"), scope.get("path"))
+            try:
+                await handler
+            except asyncio.CancelledError:
+                if not gone.is_set():
+                    raise  # the server itself is cancelling this request
+            except ClientTooSlow:
+                log.info("client stopped reading %s: dropped after %g s", scope.get("path"), self.send_timeout_s)
+        finally:
+            for task in (watcher, waiting, handler):
+                task.cancel()
+            for task in (watcher, waiting):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
