@@ -1,8 +1,9 @@
-"""The HTTP server's own answers in the API's JSON: an overlong URL, or a request the parser refuses.
+"""The HTTP server's own answers in the API's JSON: an overlong URL or header block, or an unreadable request.
 
-URLs longer than `MAX_URL_BYTES` get a 414 from `UrlLimit` before any route runs. Requests the HTTP parser itself
-cannot read (headers beyond its limits, malformed request lines) never reach the app: uvicorn answers them, and
-`JsonErrorsProtocol` makes that answer the same JSON error body as every other.
+URLs longer than `MAX_URL_BYTES` get a 414 from `UrlLimit` before any route runs. Requests that never reach the app
+are answered by the HTTP protocol itself, and `JsonErrorsProtocol` makes those answers the same JSON error bodies as
+every other: a 414 or 431 for a request line and headers over `MAX_HEAD_BYTES` (the parser would otherwise keep reading
+them into memory without limit), a 400 for what the parser cannot read (its own URL limit is about 64 KiB).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from geoserver.errors import error_response
 
 MAX_URL_BYTES = 16 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+LINGER_S = 2.0
 
 
 class UrlLimit:
@@ -34,12 +37,63 @@ class UrlLimit:
         await self.app(scope, receive, send)
 
 
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: httptools stops parsing and uvicorn calls `send_400_response`."""
+
+
 class JsonErrorsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, answering requests it cannot parse with a JSON 400."""
+    """uvicorn's httptools protocol, with a bound on the request head and JSON bodies on its own errors."""
+
+    _head_bytes = 0  # of the request line and headers, as parsed
+    _raw_bytes = 0  # received while the head is not complete (bounds memory while a huge header arrives)
+    _in_head = True
+    _refused = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes, self._raw_bytes, self._in_head = 0, 0, True
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        self._count(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._count(len(name) + len(value) + 4)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused request: read and dropped until the connection closes
+        super().data_received(data)
+        if self._in_head and not self._refused:
+            self._raw_bytes += len(data)
+            if self._raw_bytes > 2 * MAX_HEAD_BYTES:  # a header still arriving, or a request line without end
+                self._refuse_head()
 
     def send_400_response(self, msg: str) -> None:
-        body = orjson.dumps({"code": "bad_request", "description": f"{msg} (request line or headers too large?)"})
-        content = [STATUS_LINE[400]]
+        if self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse_head()
+            return
+        self._send_error(400, "bad_request", f"the request could not be read ({msg.rstrip('.')})")
+
+    def _refuse_head(self) -> None:
+        if len(self.url) > MAX_URL_BYTES:
+            self._send_error(414, "uri_too_long", f"the URL is longer than {MAX_URL_BYTES // 1024} KiB")
+        else:
+            self._send_error(431, "headers_too_large", f"the request's headers exceed {MAX_HEAD_BYTES // 1024} KiB")
+
+    def _send_error(self, status: int, code: str, description: str) -> None:
+        body = orjson.dumps({"code": code, "description": description})
+        content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
@@ -52,4 +106,9 @@ class JsonErrorsProtocol(HttpToolsProtocol):
             ]
         )
         self.transport.write(b"".join(content))
-        self.transport.close()
+        # Close our side only, read and drop what the client still sends for a moment, then close: closing with
+        # unread data would reset the connection, and the client might never see the answer.
+        self._refused = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_S, self.transport.close)
