@@ -14,7 +14,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from geoserver.errors import error_response
 
-MAX_URL_BYTES = 16 * 1024
+MAX_URL_BYTES = 56 * 1024  # room for the longest CQL2 filter (16 KiB), percent-encoded
 MAX_HEAD_BYTES = 64 * 1024
 LINGER_S = 2.0
 

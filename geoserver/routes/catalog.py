@@ -45,6 +45,8 @@ def _disposition(layer: Layer, suffix: str) -> str:
 class _StoredFileResponse(FileResponse):
     """A stored download; if an edit removed the file in the instant before sending, a 503 asks to retry."""
 
+    chunk_size = 1024 * 1024  # fewer, larger reads: each is a hop to a worker thread
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             await super().__call__(scope, receive, send)

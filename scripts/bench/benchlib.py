@@ -47,6 +47,7 @@ def bench_database(data_dir: Path) -> tuple[str, Any]:
     url = f"postgresql://geoserver@127.0.0.1:{cluster.running_port()}/geoserver"
     env = {**os.environ, "GEOSERVER_DATA_DIR": str(data_dir)}
     env.pop("GEOSERVER_DATABASE_URL", None)
+    subprocess.run([PYTHON, "-m", "geoserver", "migrate"], env=env, capture_output=True, check=True)
     listed = subprocess.run(
         [PYTHON, "-m", "geoserver", "layers", "list", "--json"], env=env, capture_output=True, text=True, check=True
     )

@@ -6,9 +6,7 @@ the database touches nothing else. Eight clients keep asking for pages of items 
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +19,9 @@ import pytest
 from geoserver.cluster import EmbeddedCluster
 from layers.catalogue.migrate import upgrade
 from layers.ingest.in_place import publish_table
-from tests.support.cluster import die_with_parent, make_shared_dir, running_cluster
+from tests.support.cluster import make_shared_dir, running_cluster
 from tests.support.layers import manifest
-from tests.support.servers import free_port
+from tests.support.servers import ServerProcess
 
 CLIENTS = 8
 OUTAGE_S = 2.0
@@ -55,28 +53,8 @@ def city() -> Iterator[tuple[EmbeddedCluster, str]]:
 
 @pytest.fixture(scope="module")
 def server(city: tuple[EmbeddedCluster, str]) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    data_dir = make_shared_dir("geoserver-outage-app-")
-    env = {**os.environ, "GEOSERVER_DATABASE_URL": city[1], "GEOSERVER_DATA_DIR": str(data_dir)}
-    command = [sys.executable, "-m", "geoserver", "serve", "--no-demo", "--port", str(port)]
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        yield base, process
-    finally:
-        process.terminate()
-        process.wait(30)
+    with ServerProcess(city[1], make_shared_dir("geoserver-outage-app-")) as process:
+        yield process.url, process.process
 
 
 def _load(base: str, stop: threading.Event, answers: list[Answer], seed: int) -> None:

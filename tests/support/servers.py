@@ -1,9 +1,13 @@
-"""A real uvicorn server in a thread of the test process, for real HTTP clients."""
+"""Real servers for real HTTP clients: uvicorn in a thread of the test process, or `geoserver serve` as a process."""
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -53,3 +57,45 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+class ServerProcess:
+    """`geoserver serve` as its own process (as deployed), on an existing database, stopped on exit."""
+
+    def __init__(self, database_url: str, data_dir: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "GEOSERVER_DATABASE_URL": database_url,
+            "GEOSERVER_DATA_DIR": str(data_dir),
+            **{f"GEOSERVER_{name.upper()}": value for name, value in settings.items()},
+        }
+
+    def __enter__(self) -> ServerProcess:
+        import urllib.request
+
+        from tests.support.cluster import die_with_parent
+
+        command = [sys.executable, "-m", "geoserver", "serve", "--no-demo", "--port", str(self.port)]
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI
+            command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise AssertionError("the server process did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
