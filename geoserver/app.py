@@ -48,7 +48,12 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         db=Database.build(settings, url),
         tile_cache=TileCache(max_bytes=settings.tile_cache_mb * 1024 * 1024),
         cursors=CursorSigner(cursor_secret(settings)),
-        downloads=DownloadStore(settings.data_dir / "downloads"),
+        downloads=DownloadStore(
+            settings.data_dir / "downloads",
+            url,
+            builds=settings.download_builds,
+            timeout_s=settings.download_build_timeout_s,
+        ),
         heavy=HeavySlots(settings.heavy_per_client, parse_networks(settings.trusted_proxies)),
     )
 

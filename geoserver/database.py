@@ -41,14 +41,12 @@ class Workload(StrEnum):
     INTERACTIVE = "interactive"  # tiles, pages of items, near me, what's here, catalogue and token lookups
     HEAVY = "heavy"  # CQL2 filters, very large pages
     WRITES = "writes"  # edits, uploads, groups, tokens
-    DOWNLOADS = "downloads"  # building whole-layer download files (each once per layer version)
 
 
 WHAT = {
     Workload.INTERACTIVE: "map and search requests",
     Workload.HEAVY: "heavy requests (filters, large pages)",
     Workload.WRITES: "writes",
-    Workload.DOWNLOADS: "building downloads",
 }
 
 
@@ -58,7 +56,6 @@ def pool_sizes(settings: Settings) -> dict[Workload, int]:
         Workload.INTERACTIVE: settings.pool_max_size,
         Workload.HEAVY: settings.heavy_pool_size,
         Workload.WRITES: settings.writes_pool_size,
-        Workload.DOWNLOADS: settings.download_builds,
     }
 
 
@@ -68,14 +65,10 @@ def _waits(settings: Settings) -> dict[Workload, float]:
         Workload.INTERACTIVE: settings.pool_timeout_s,
         Workload.HEAVY: settings.heavy_wait_s,
         Workload.WRITES: settings.heavy_wait_s,
-        Workload.DOWNLOADS: settings.download_build_timeout_s,  # builds queue: each is wanted by someone
     }
 
 
 def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncConnectionPool:
-    timeout_ms = settings.statement_timeout_ms
-    if workload is Workload.DOWNLOADS:
-        timeout_ms = int(settings.download_build_timeout_s * 1000)
     return AsyncConnectionPool(
         url,
         open=False,
@@ -91,7 +84,7 @@ def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncC
             "application_name": f"geoserver-{workload.value}",
             "connect_timeout": max(1, int(settings.connect_timeout_s)),
             # UTC: timestamps in JSON answers never depend on where the database runs.
-            "options": f"-c statement_timeout={timeout_ms} -c timezone=UTC",
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
         },
     )
 

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     demo_scale: float = Field(default=1.0, gt=0, le=1000)
     pool_min_size: int = Field(default=1, ge=0, description="Connections each pool keeps open when idle.")
     pool_max_size: int = Field(default=10, ge=1, description="Connections for map and search requests.")
-    heavy_pool_size: int = Field(default=3, ge=1, description="Connections for filters, large pages and downloads.")
+    heavy_pool_size: int = Field(default=2, ge=1, description="Connections for CQL2 filters and pages over 1,000.")
     writes_pool_size: int = Field(default=4, ge=1, description="Connections for edits, uploads, groups and tokens.")
     statement_timeout_ms: int = Field(default=15_000, ge=100, description="Longest statement of the City's tools.")
     anonymous_heavy_timeout_ms: int = Field(
@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     heavy_wait_s: float = Field(
         default=2.0, gt=0, description="Longest wait for a free connection for heavy work or writes (then 503)."
     )
-    download_builds: int = Field(default=2, ge=1, description="Download files built at once (more wait their turn).")
+    download_builds: int = Field(
+        default=1, ge=1, description="Download files built at once, each in a low-priority process (more wait)."
+    )
     download_build_timeout_s: float = Field(default=900.0, gt=0, description="Longest build of one download file.")
     send_timeout_s: float = Field(
         default=30.0, gt=0, description="A client that reads nothing of an answer for this long is disconnected."

@@ -10,7 +10,6 @@ from starlette.types import Receive, Scope, Send
 
 from geoserver import i18n
 from geoserver.auth import PrincipalDep
-from geoserver.database import Workload
 from geoserver.errors import error_response
 from geoserver.media import JSON_LD
 from geoserver.responses import base_url, caching, json_response, negotiate
@@ -66,7 +65,8 @@ async def download(collectionId: str, fmt: str, request: Request, state: StateDe
     if chosen is None:
         raise NotFound(f"no download format {fmt[:20]!r}; use one of {', '.join(downloads.BY_SUFFIX)}", parameter="fmt")
     negotiate(request, allowed=(), html=False)
-    stored = await state.downloads.get(layer, fmt, lambda: state.db.connection(Workload.DOWNLOADS))
+    state.db.check()  # during an outage, 503 at once rather than a build that cannot connect
+    stored = await state.downloads.get(layer, fmt)
     headers = {
         **caching(layer.is_public),
         "Content-Disposition": _disposition(layer, chosen.suffix),
