@@ -38,8 +38,10 @@ def editor(client: TestClient, database_url: str) -> str:
 def test_owslib_part4_calls_work_unmodified(live_server: LiveServer, editor: str) -> None:
     from owslib.ogcapi.features import Features
 
-    api = Features(live_server.url, headers={"Authorization": f"Bearer {editor}"})
-    api.headers = dict(api.headers)  # OWSLib shares one module-level headers dict between instances
+    # Not `headers=`: OWSLib's constructor updates its module-level REQUEST_HEADERS with them, so every later
+    # OWSLib client in the process would send this token too. The instance gets a headers dict of its own instead.
+    api = Features(live_server.url)
+    api.headers = {**api.headers, "Authorization": f"Bearer {editor}"}
     stage = {"type": "Feature", "geometry": point(-114.05, 51.05), "properties": {"name": "owslib stage"}}
     assert api.collection_item_create(LAYER, stage) is True
     created = api.response_headers["Location"].rsplit("/", 1)[-1]
