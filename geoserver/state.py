@@ -21,6 +21,7 @@ from geoserver.ticker import Ticker
 from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.edits import feed
+from layers.open311.catalogue import SERVICES_MANIFEST, ServiceCatalogue, load_catalogue
 from layers.queries.cursor import CursorSigner
 from layers.queries.nearby import NearbyService
 from layers.sqlcompose import render
@@ -47,6 +48,13 @@ class AppState:
     registry: Registry = field(default_factory=Registry)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    open311_services: ServiceCatalogue | None = None
+
+    def services(self) -> ServiceCatalogue:
+        """The 311 service catalogue, read on first use (never at import or construction time)."""
+        if self.open311_services is None:
+            self.open311_services = load_catalogue(self.settings.open311_services or SERVICES_MANIFEST)
+        return self.open311_services
 
     async def reload_registry(self) -> None:
         """Read the catalogue again; the old registry keeps serving until the new one is complete."""
