@@ -19,6 +19,7 @@ from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import catalog, changes, collections, edits, features, groups, health, history, landing, overlays
 from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import nearby as nearby_routes
+from geoserver.routes import open311 as open311_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
 from geoserver.settings import Settings
@@ -29,7 +30,7 @@ from tiles.cache import TileCache
 
 # Route modules, in the order their paths are matched (fixed paths before templated ones of the same shape).
 ROUTES = (landing, collections, features, edits, history, changes, catalog, groups, overlays, health, nearby_routes,
-          tiles_routes, styles_routes, metrics_routes)  # fmt: skip
+          tiles_routes, styles_routes, metrics_routes, open311_routes)  # fmt: skip
 
 
 def app_from_environment() -> FastAPI:

@@ -11,15 +11,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
 from layers.limits import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_RADIUS_M, MAX_SORT_KEYS, MIN_RADIUS_M
+from layers.open311.reads import MAX_IDS, RequestQuery
 from layers.queries import cql
 from layers.queries import crs as crs_mod
 from layers.queries.items import DISTANCE, ItemsQuery, Near, SortKey
-from layers.queries.times import Interval, parse_date, parse_interval, parse_timestamp
+from layers.queries.times import Interval, parse_date, parse_instant, parse_interval, parse_timestamp
 
 # Parameters of the items endpoint; any other name must be a public field (a `property=value` filter).
 ITEMS_PARAMETERS = frozenset(
@@ -270,3 +272,36 @@ def parse_sortby(layer: Layer, value: str | None, *, near: Near | None) -> tuple
     if len(keys) > MAX_SORT_KEYS or len({k.name for k in keys}) != len(keys):
         raise InvalidParameter(f"sortby takes at most {MAX_SORT_KEYS} different keys", parameter="sortby")
     return tuple(keys)
+
+
+# -- GeoReport's GET requests ----------------------------------------------------------------------------------
+GEOREPORT_SPAN = timedelta(days=90)  # the specification's default and longest span
+
+
+def georeport_query(values: dict[str, str], codes: Iterable[str], *, exact: bool) -> RequestQuery:
+    """`service_request_id` (which overrides the rest), `service_code`, `status`, `start_date`, `end_date`."""
+    ids = text_list(values.get("service_request_id"), "service_request_id", MAX_IDS)
+    if ids is not None:
+        return RequestQuery(ids=tuple(ids), exact=exact)
+    wanted = text_list(values.get("service_code"), "service_code", 100)
+    unknown = next((c for c in wanted or () if c not in set(codes)), None)
+    if unknown is not None:
+        raise InvalidParameter(f"service_code {unknown[:64]!r} is not one of this server's", parameter="service_code")
+    statuses = text_list(values.get("status"), "status", 2)
+    if statuses is not None and not set(statuses) <= {"open", "closed"}:
+        raise InvalidParameter("status takes open, closed or both", parameter="status")
+    start, end = (parse_instant(values[n], parameter=n) if values.get(n) else None for n in ("start_date", "end_date"))
+    if start is None:
+        end = end or datetime.now(UTC)
+        start = end - GEOREPORT_SPAN
+    elif end is None:
+        end = start + GEOREPORT_SPAN
+    if end < start or end - start > GEOREPORT_SPAN:
+        raise InvalidParameter("start_date and end_date must span at most 90 days, in order", parameter="end_date")
+    return RequestQuery(
+        codes=tuple(wanted) if wanted else None,
+        statuses=tuple(statuses) if statuses else None,
+        start=start,
+        end=end,
+        exact=exact,
+    )

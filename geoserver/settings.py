@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     group_max_features: int = Field(default=100_000, ge=1, description="Features in one overlay at the most.")
     group_max_layers: int = Field(default=20, ge=1, description="Overlays one group may have at the most.")
     group_uploads_per_hour: int = Field(default=30, ge=1, description="Uploads per group per hour (429 above).")
+    # Open311 GeoReport v2.
+    open311_services: Path | None = Field(
+        default=None, description="The 311 service catalogue manifest (default: the bundled demo catalogue)."
+    )
+    open311_per_key_per_hour: int = Field(default=120, ge=1, description="Requests one api_key may submit per hour.")
+    open311_per_address_per_hour: int = Field(
+        default=30, ge=1, description="Requests one client address may submit per hour, whatever the key."
+    )
 
     rate_limit: str = Field(
         default="100/second;3000/minute",

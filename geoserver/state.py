@@ -23,6 +23,7 @@ from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.edits import feed
 from layers.errors import DatabaseUnavailable
+from layers.open311.catalogue import SERVICES_MANIFEST, ServiceCatalogue, load_catalogue
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
@@ -52,6 +53,7 @@ class AppState:
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     _registry: Registry = field(default_factory=Registry)
+    open311_services: ServiceCatalogue | None = None
 
     @property
     def registry(self) -> Registry:
@@ -60,6 +62,12 @@ class AppState:
             self.db.check()
             raise DatabaseUnavailable("the catalogue is not loaded yet; retry shortly", retry_after_s=2)
         return self._registry
+
+    def services(self) -> ServiceCatalogue:
+        """The 311 service catalogue, read on first use (never at import or construction time)."""
+        if self.open311_services is None:
+            self.open311_services = load_catalogue(self.settings.open311_services or SERVICES_MANIFEST)
+        return self.open311_services
 
     async def reload_registry(self) -> None:
         """Read the catalogue again; the old registry keeps serving until the new one is complete."""

@@ -121,7 +121,7 @@ def tokens_list() -> None:
             if t.revoked_at
             else ("expired" if t.expires_at and t.expires_at < datetime.now(UTC) else "active")
         )
-        scope = f"group:{t.group_id}" if t.group_id else ("staff" if t.is_staff else "-")
+        scope = f"group:{t.group_id}" if t.group_id else ("staff" if t.is_staff else ("open311" if t.open311 else "-"))
         print(f"{t.prefix or '?'}\t{t.subject}\t{scope}\t{state}\t{t.label or ''}")
 
 

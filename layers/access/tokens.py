@@ -64,6 +64,17 @@ _PRINCIPAL = render(
         """
     ).format(tokens=TOKENS_TABLE, memberships=MEMBERSHIPS_TABLE, digest=Slot("digest"))
 )
+_API_KEY = render(
+    sql.SQL(
+        """
+        SELECT coalesce(t.prefix, 'id:' || t.id), t.subject, t.is_staff, t.open311, t.group_id,
+               t.group_id IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM {memberships} AS m WHERE m.subject = t.subject AND m.group_id = t.group_id)
+        FROM {tokens} AS t
+        WHERE t.token_sha256 = {digest} AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+        """
+    ).format(tokens=TOKENS_TABLE, memberships=MEMBERSHIPS_TABLE, digest=Slot("digest"))
+)
 _COLUMNS = sql.SQL(
     "prefix, subject, is_staff, group_id, open311, label, created_by, created_at, expires_at, revoked_at"
 )
@@ -119,6 +130,30 @@ async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Princip
     if row is None:
         return None
     return Principal(subject=row[0], is_staff=row[1], roles=dict(row[2]))
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A valid token used as an Open311 `api_key`: who holds it and whether it may submit service requests."""
+
+    prefix: str
+    subject: str
+    is_staff: bool
+    open311: bool
+    group_id: str | None
+    group_member: bool  # the subject still belongs to the group that issued the token
+
+    @property
+    def may_submit_311(self) -> bool:
+        """Keys issued with --open311, a group's token whose subject is still a member, and City staff's."""
+        return self.open311 or self.is_staff or self.group_member
+
+
+async def api_key(conn: AsyncConnection[Any], token: str) -> ApiKey | None:
+    """The key a token stands for, or None for an unknown, revoked or expired one (looked up by digest)."""
+    cur = await conn.execute(_API_KEY, {"digest": digest(token)})
+    row = await cur.fetchone()
+    return None if row is None else ApiKey(*row)
 
 
 async def list_tokens(conn: AsyncConnection[Any], group_id: str | None = None) -> list[TokenInfo]:

@@ -193,6 +193,53 @@ class ChangeRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+class Open311RequestRow(Base):
+    """A request submitted over Open311: the exact point and what the resident wrote, beside its public row.
+
+    The public part (id, service code, status, times, the point at its published precision) is a row of the
+    requests layer; this row is read only at the precision the service code allows (`layers/open311`)."""
+
+    __tablename__ = "open311_requests"
+    request_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    layer_id: Mapped[str] = mapped_column(Text)
+    service_code: Mapped[str] = mapped_column(Text)
+    geom: Mapped[Any] = mapped_column(Geometry("POINT", srid=4326))  # exact, for City staff
+    address: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    media_url: Mapped[str | None] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    token: Mapped[str | None] = mapped_column(Text, unique=True)  # for `batch` services: tokens/{token}
+    fingerprint: Mapped[bytes] = mapped_column(LargeBinary)  # key, code, place and text: duplicates collapse
+    api_key: Mapped[str] = mapped_column(Text)  # the submitting key's prefix: rate limits per key
+    client_digest: Mapped[bytes] = mapped_column(LargeBinary)  # SHA-256 of the client address: rate limits
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RequesterRow(Base):
+    """Who submitted a request. Never selected by the server: no answer, log or error can carry it."""
+
+    __tablename__ = "open311_requesters"
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("open311_requests.request_id", ondelete="CASCADE"), primary_key=True
+    )
+    email: Mapped[str | None] = mapped_column(Text)
+    first_name: Mapped[str | None] = mapped_column(Text)
+    last_name: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(Text)
+    device_id: Mapped[str | None] = mapped_column(Text)
+    account_id: Mapped[str | None] = mapped_column(Text)
+
+
+class StatusNoteRow(Base):
+    """City staff's last word on any request of the layer: the notes and when the status last changed."""
+
+    __tablename__ = "open311_status"
+    request_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    status_notes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_by: Mapped[str] = mapped_column(Text)
+
+
 def table_of(row: type[Base]) -> sql.Identifier:
     """A model's table, quoted for SQL."""
     return sql.Identifier(CATALOG_SCHEMA, row.__tablename__)
@@ -206,3 +253,6 @@ TOKENS_TABLE = table_of(TokenRow)
 AUDIT_TABLE = table_of(AuditRow)
 HISTORY_TABLE = table_of(HistoryRow)
 CHANGES_TABLE = table_of(ChangeRow)
+OPEN311_REQUESTS_TABLE = table_of(Open311RequestRow)
+REQUESTERS_TABLE = table_of(RequesterRow)
+STATUS_TABLE = table_of(StatusNoteRow)

@@ -173,3 +173,41 @@ def test_an_http_edit_on_one_server_shows_at_once_in_the_others_tiles_and_near_m
         time.sleep(0.05)
     restored = httpx.post(f"{first}/collections/facilities/items/7/versions/1/restore", headers=staff)
     assert restored.status_code == 200
+
+
+def test_a_request_created_over_georeport_shows_in_tiles_and_near_me_on_both_servers(
+    two_servers: list[str], database_url: str
+) -> None:
+    import httpx
+
+    from tests.support.access import issue
+    from tests.support.open311 import POTHOLE, form, place, remove_submitted
+
+    first, second = two_servers
+    lon, lat = place(database_url, 177)
+    t = WMQ.tile(lon, lat, 16)
+    path = f"/tiles/service_requests/16/{t.x}/{t.y}.pbf"
+    for server in two_servers:
+        assert httpx.get(f"{server}{path}").status_code in (200, 204)  # cached (or known empty) before the request
+    key = issue(database_url, "app@two-servers", open311=True)
+    try:
+        created = httpx.post(f"{first}/open311/v2/requests.json", data=form(key, (lon, lat), POTHOLE))
+        assert created.status_code == 200, created.text
+        request_id = created.json()[0]["service_request_id"]
+        for server in two_servers:
+            deadline = time.monotonic() + 5
+            while True:  # tiles and near-me follow on every server as soon as the notice arrives
+                tile = httpx.get(f"{server}{path}")
+                decoded = mapbox_vector_tile.decode(tile.content) if tile.status_code == 200 else {}
+                ids = {
+                    f["properties"].get("request_id") for f in decoded.get("service_requests", {}).get("features", [])
+                }
+                near = httpx.get(
+                    f"{server}/nearby", params={"lon": lon, "lat": lat, "layers": "service_requests", "limit": 3}
+                ).json()
+                if request_id in ids and request_id in {f["properties"]["request_id"] for f in near["features"]}:
+                    break
+                assert time.monotonic() < deadline, f"{server} does not show the new request"
+                time.sleep(0.05)
+    finally:
+        remove_submitted(database_url)

@@ -26,6 +26,7 @@ def issue(
     *,
     staff: bool = False,
     scope: str | None = None,
+    open311: bool = False,
 ) -> str:
     """A token for `subject`, after giving the subject these roles ({group id: role}) in groups made as needed."""
 
@@ -34,7 +35,9 @@ def issue(
             for group, role in (roles or {}).items():
                 await conn.execute(_ENSURE_GROUP, {"id": group})
                 await set_member(conn, group, subject, role)
-            token, _ = await issue_token(conn, subject, is_staff=staff, group_id=scope, created_by="tests")
+            token, _ = await issue_token(
+                conn, subject, is_staff=staff, group_id=scope, open311=open311, created_by="tests"
+            )
             return token
 
     return asyncio.run(work())

@@ -1,0 +1,149 @@
+"""The 311 service catalogue: a YAML manifest in the repository (`services.yaml`), checked with pydantic.
+
+It names the services residents may report (codes, names in English and French, groups, keywords, attributes, the
+City department that answers), what of a report may be published (the text, the media link, the location's
+precision), the layer the requests are published in and the layer whose polygons are the City's wards.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from layers.catalogue.manifest import Translated
+from layers.errors import ManifestError, NotFound
+
+SERVICES_MANIFEST = Path(__file__).with_name("services.yaml")
+CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # safe in a URL path segment and an XML element's text
+Datatype = Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
+LISTS = ("singlevaluelist", "multivaluelist")
+
+
+class Value(BaseModel):
+    """One choice of a list attribute."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    key: str = Field(pattern=CODE.pattern)
+    name: Translated
+
+
+class Attribute(BaseModel):
+    """A question a service asks (GeoReport's service definition attribute)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str = Field(pattern=CODE.pattern)
+    datatype: Datatype
+    required: bool = False
+    variable: bool = True  # false: shown to the resident as information, never answered
+    description: Translated
+    datatype_description: Translated | None = None
+    values: tuple[Value, ...] = ()
+
+    @model_validator(mode="after")
+    def _values_for_lists(self) -> Attribute:
+        if (self.datatype in LISTS) != bool(self.values):
+            raise ValueError(f"attribute {self.code}: list datatypes need values, other datatypes take none")
+        if len({v.key for v in self.values}) != len(self.values):
+            raise ValueError(f"attribute {self.code}: two values have the same key")
+        if self.required and not self.variable:
+            raise ValueError(f"attribute {self.code}: an informational attribute (variable: false) cannot be required")
+        return self
+
+    @cached_property
+    def keys(self) -> frozenset[str]:
+        """The keys a list attribute accepts."""
+        return frozenset(v.key for v in self.values)
+
+
+class Service(BaseModel):
+    """One kind of request residents may make."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    code: str = Field(pattern=CODE.pattern)
+    name: Translated
+    description: Translated
+    group: str
+    keywords: tuple[str, ...] = ()
+    department: str
+    demo: bool = False
+    type: Literal["realtime", "batch"] = "realtime"  # batch: a token now, the request id through tokens/{token}
+    location: Literal["exact", "block"] = "exact"
+    publish_description: bool = False
+    publish_media: bool = False
+    service_notice: Translated | None = None
+    attributes: tuple[Attribute, ...] = ()
+
+    @field_validator("attributes")
+    @classmethod
+    def _distinct(cls, attributes: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
+        if len({a.code for a in attributes}) != len(attributes):
+            raise ValueError("two attributes have the same code")
+        return attributes
+
+    def attribute(self, code: str) -> Attribute | None:
+        """The attribute with this code, None when the service has none."""
+        return next((a for a in self.attributes if a.code == code), None)
+
+
+class Wards(BaseModel):
+    """The layer whose polygons are the City's wards: its union is the City's boundary."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    layer: str
+    name_field: str
+
+
+class ServiceCatalogue(BaseModel):
+    """The whole manifest: jurisdiction, discovery texts, where requests are published, the services."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    jurisdiction_id: str
+    changeset: str
+    contact: Translated
+    key_service: Translated
+    requests_layer: str
+    status_field: str = "status"
+    wards: Wards
+    services: tuple[Service, ...] = Field(min_length=1)
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_codes(cls, services: tuple[Service, ...]) -> tuple[Service, ...]:
+        if len({s.code for s in services}) != len(services):
+            raise ValueError("two services have the same code")
+        return services
+
+    @property
+    def codes(self) -> list[str]:
+        """Every service code, in manifest order."""
+        return [s.code for s in self.services]
+
+    @property
+    def all_demo(self) -> bool:
+        """True when every service is a demo one: discovery then calls the endpoint a test endpoint."""
+        return all(s.demo for s in self.services)
+
+    def service(self, code: str) -> Service:
+        """The service with this code; NotFound (GeoReport's 404) when there is none."""
+        found = next((s for s in self.services if s.code == code), None)
+        if found is None:
+            raise NotFound(f"service_code {code[:64]!r} was not found", parameter="service_code")
+        return found
+
+
+def load_catalogue(path: Path = SERVICES_MANIFEST) -> ServiceCatalogue:
+    """Read and check a service catalogue manifest."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return ServiceCatalogue.model_validate(data)
+    except (OSError, yaml.YAMLError) as exc:
+        raise ManifestError(f"{path.name}: cannot be read ({exc.__class__.__name__})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ManifestError(f"{path.name}: {where}: {first['msg']}") from None
