@@ -43,6 +43,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     url = database_url or settings.database_url
     if not url:
         raise ValueError("create_app needs a database URL: start the embedded cluster first, or set one")
+    trusted = parse_networks(settings.trusted_proxies)
     state = AppState(
         settings=settings,
         database_url=url,
@@ -55,7 +56,8 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
             builds=settings.download_builds,
             timeout_s=settings.download_build_timeout_s,
         ),
-        heavy=HeavySlots(settings.heavy_per_client, parse_networks(settings.trusted_proxies)),
+        heavy=HeavySlots(settings.heavy_per_client, trusted),
+        trusted_proxies=trusted,
     )
 
     @asynccontextmanager
@@ -72,22 +74,23 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.geoserver = state
-    _middleware(app, settings, Metrics(state.tile_cache))
+    _middleware(app, state, Metrics(state.tile_cache))
     for module in ROUTES:
         app.include_router(module.router)
     openapi.install(app)
     return app
 
 
-def _middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
+def _middleware(app: FastAPI, state: AppState, metrics: Metrics) -> None:
     """The middleware stack, innermost first: metrics, JSON errors, rate limits, CORS, cancellation, URL limit."""
+    settings = state.settings
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     errors.install(app)
     app.add_middleware(
         RateLimitMiddleware,
         rates=settings.rate_limit,
-        trusted=parse_networks(settings.trusted_proxies),
+        trusted=state.trusted_proxies,
         loopback=settings.rate_limit_loopback,
     )
     # Open data: any web page may read it. Credentials travel as bearer tokens, never cookies.

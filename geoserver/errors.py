@@ -102,14 +102,19 @@ async def _ours(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _database_down(request: Request, exc: Exception) -> JSONResponse:
-    """Database errors that escaped `Database.connection` (which names them better)."""
+def from_database(request: Request, exc: Exception) -> Retryable:
+    """What a database error that escaped `Database.connection` (which names them better) means for the client; a
+    lost connection opens the breaker."""
     if isinstance(exc, psycopg.errors.QueryCanceled):
-        return error_response(503, "query_too_expensive", "the query ran longer than allowed and was stopped")
+        return TooExpensive("the query ran longer than allowed and was stopped")
     log.warning("database unavailable on %s: %s", request.url.path, exc.__class__.__name__)
     if is_connection_failure(exc):
         request.app.state.geoserver.db.failed(exc)
-    return error_response(503, "database_unavailable", "the database is unavailable; retry shortly")
+    return DatabaseUnavailable("the database is unavailable; retry shortly")
+
+
+async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    return await _ours(request, from_database(request, exc))
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

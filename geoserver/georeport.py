@@ -7,7 +7,6 @@ every open311 route that mapping, so the global handler (`geoserver/errors.py`) 
 
 from __future__ import annotations
 
-import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,17 +17,9 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from psycopg_pool import PoolTimeout
 
-from layers.errors import (
-    DatabaseUnavailable,
-    Forbidden,
-    GeoServerError,
-    NotAllowed,
-    NotFound,
-    QuotaExceeded,
-    Unauthorized,
-)
+from geoserver import errors
+from layers.errors import Forbidden, GeoServerError, NotAllowed, NotFound, Retryable, Unauthorized
 
-log = logging.getLogger("geoserver.georeport")
 FORMATS = ("json", "xml")
 MEDIA = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
 # The Spark convention: a container element holds repeated elements of one name.
@@ -76,23 +67,22 @@ def answer(fmt: str, root: str, body: Any, *, status: int = 200, headers: dict[s
 
 
 def status_of(exc: GeoServerError) -> int:
-    """GeoReport's status for one of our errors."""
+    """GeoReport's status for one of our errors: 404, 403 for keys and tokens, the server's own status for limits,
+    load and outages (429, 503) and for a method that does not apply (405), 400 for everything else."""
     if isinstance(exc, NotFound):
         return 404
     if isinstance(exc, Unauthorized | Forbidden):
         return 403
-    if isinstance(exc, QuotaExceeded):
-        return 429
-    if isinstance(exc, DatabaseUnavailable):
-        return 503
-    if isinstance(exc, NotAllowed):
-        return 405
+    if isinstance(exc, Retryable | NotAllowed):
+        return errors.status_of(exc)
     return 400
 
 
 def error_answer(fmt: str, status: int, description: str, *, retry_after_s: int | None = None) -> Response:
-    """The specification's error body: one error, its code the HTTP status."""
+    """The specification's error body: one error, its code the HTTP status (a 503 always says when to retry)."""
     headers = {"Cache-Control": "no-store"}
+    if retry_after_s is None and status == 503:
+        retry_after_s = RETRY_AFTER_S
     if retry_after_s is not None:
         headers["Retry-After"] = str(retry_after_s)
     return answer(fmt if fmt in FORMATS else "json", "errors", [{"code": status, "description": description}],
@@ -110,11 +100,18 @@ class GeoReportRoute(APIRoute):
             try:
                 return await handler(request)
             except GeoServerError as exc:
-                status = status_of(exc)
-                retry = exc.retry_after_s if isinstance(exc, QuotaExceeded) else None
-                return error_answer(fmt, status, exc.message, retry_after_s=retry or (5 if status == 503 else None))
+                return _error(fmt, exc)
             except (PoolTimeout, psycopg.OperationalError) as exc:
-                log.warning("database unavailable on %s: %s", request.url.path, exc.__class__.__name__)
-                return error_answer(fmt, 503, "the database is unavailable; retry shortly", retry_after_s=RETRY_AFTER_S)
+                return _error(fmt, errors.from_database(request, exc))
 
         return georeport_handler
+
+
+def _error(fmt: str, exc: GeoServerError) -> Response:
+    retry = exc.retry_after_s if isinstance(exc, Retryable) else None
+    return error_answer(fmt, status_of(exc), exc.message, retry_after_s=retry)
+
+
+def path_error(path: str, status: int, description: str, *, retry_after_s: int | None = None) -> Response:
+    """A GeoReport error for a path under /open311: XML for `.xml` paths, JSON otherwise."""
+    return error_answer("xml" if path.endswith(".xml") else "json", status, description, retry_after_s=retry_after_s)

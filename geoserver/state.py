@@ -14,8 +14,9 @@ from typing import Annotated
 import psycopg
 from fastapi import Depends, Request
 from psycopg import sql
+from starlette.types import Scope
 
-from geoserver.clients import HeavySlots
+from geoserver.clients import HeavySlots, Network, client_address
 from geoserver.database import Database, Workload, is_connection_failure
 from geoserver.settings import Settings
 from geoserver.ticker import Ticker
@@ -48,6 +49,7 @@ class AppState:
     cursors: CursorSigner
     downloads: DownloadStore
     heavy: HeavySlots
+    trusted_proxies: tuple[Network, ...] = ()
     nearby: NearbyService = field(default_factory=NearbyService)
     feed: Ticker = field(default_factory=Ticker)
     tiles: TileSources = field(default_factory=TileSources)
@@ -62,6 +64,10 @@ class AppState:
             self.db.check()
             raise DatabaseUnavailable("the catalogue is not loaded yet; retry shortly", retry_after_s=2)
         return self._registry
+
+    def client_address(self, scope: Scope) -> str:
+        """The client's address as every per-address limit counts it (`X-Forwarded-For` only from trusted proxies)."""
+        return client_address(scope, self.trusted_proxies)
 
     def services(self) -> ServiceCatalogue:
         """The 311 service catalogue, read on first use (never at import or construction time)."""

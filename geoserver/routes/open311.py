@@ -15,7 +15,8 @@ from fastapi import APIRouter, Request, Response
 from geoserver import params
 from geoserver.auth import PrincipalDep, StaffDep
 from geoserver.bodies import read_form
-from geoserver.georeport import GeoReportRoute, answer, check_format, error_answer
+from geoserver.database import Workload
+from geoserver.georeport import GeoReportRoute, answer, check_format, path_error
 from geoserver.responses import PRIVATE, base_url, pick_language
 from geoserver.state import AppState, StateDep
 from layers.access import tokens
@@ -113,7 +114,7 @@ async def _requests(
     state: AppState, catalogue: ServiceCatalogue, query: reads.RequestQuery, lang: str, fmt: str, *, one: bool = False
 ) -> Response:
     where = requests_layer(catalogue, state.registry)
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         found = await reads.find_requests(conn, catalogue, where, query, lang)
     if one and not found:
         raise NotFound("service_request_id was not found", parameter="service_request_id")
@@ -131,17 +132,17 @@ async def submit(request: Request, state: StateDep, fmt: str) -> Response:
     key_values = form.pop("api_key", [])
     if len(key_values) != 1 or not key_values[0].strip():
         raise Forbidden("api_key was not provided" if not key_values else "send api_key once")
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         key = await tokens.api_key(conn, key_values[0].strip())
     if key is None:
         raise Forbidden("invalid api_key: unknown, revoked or expired")
     if not key.may_submit_311:
         raise Forbidden("this api_key may not submit service requests")
     submission = check_submission(catalogue, form)
-    who = store.Submitter(key.subject, key.prefix, key.group_id, _client_digest(request))
+    who = store.Submitter(key.subject, key.prefix, key.group_id, _client_digest(state, request))
     limits = store.Limits(state.settings.open311_per_key_per_hour, state.settings.open311_per_address_per_hour)
     where = requests_layer(catalogue, state.registry)
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         created = await store.create(conn, where, submission, who, limits)
     lang = pick_language(request, {})
     notice = submission.service.service_notice
@@ -150,10 +151,11 @@ async def submit(request: Request, state: StateDep, fmt: str) -> Response:
     return answer(fmt, "service_requests", body, headers={"Cache-Control": PRIVATE})
 
 
-def _client_digest(request: Request) -> bytes:
-    """The client's address as a digest: enough to count its submissions, and never stored in clear."""
-    host = request.client.host if request.client else ""
-    return hashlib.sha256(b"geoserver.open311.client:" + host.encode()).digest()
+def _client_digest(state: AppState, request: Request) -> bytes:
+    """The client's address (behind a trusted proxy, the one it forwards for) as a digest: enough to count its
+    submissions, and never stored in clear."""
+    address = state.client_address(request.scope)
+    return hashlib.sha256(b"geoserver.open311.client:" + address.encode()).digest()
 
 
 @router.get(V2 + "/tokens/{token}.{fmt}")
@@ -163,7 +165,7 @@ async def token_request(request: Request, state: StateDep, token: str, fmt: str)
     _values(request, catalogue, ())
     if not 1 <= len(token) <= 64:
         raise NotFound("token was not found", parameter="token")
-    async with state.pool.connection() as conn:
+    async with state.db.connection() as conn:
         request_id = await reads.request_for_token(conn, token)
     return answer(fmt, "service_requests", [{"service_request_id": request_id, "token": token}], headers=PUBLIC)
 
@@ -178,7 +180,7 @@ async def change_status(request: Request, state: StateDep, principal: StaffDep, 
         raise InvalidParameter("each field is given once", parameter="body")
     notes = form["status_notes"][0] if "status_notes" in form else None
     where = requests_layer(catalogue, state.registry)
-    async with state.pool.connection() as conn:
+    async with state.db.connection(Workload.WRITES) as conn:
         await status.set_status(
             conn, where, request_id, (form.get("status") or [""])[0], notes, actor=str(principal.subject)
         )
@@ -196,7 +198,8 @@ async def measures(request: Request, state: StateDep) -> Response:
         raise InvalidParameter("format must be json or csv", parameter="format")
     by = stats.check_dimensions(params.text_list(values.get("by"), "by", len(stats.DIMENSIONS)))
     where = requests_layer(catalogue, state.registry)
-    async with state.pool.connection() as conn:
+    # An aggregate over every request: heavy work, kept off the connections map requests need.
+    async with state.heavy.hold(request.scope), state.db.connection(Workload.HEAVY) as conn:
         found = await stats.compute(conn, catalogue, where, by)
     if fmt == "csv":
         text = io.StringIO()
@@ -218,4 +221,4 @@ async def measures(request: Request, state: StateDep) -> Response:
 @router.api_route("/open311/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
 async def unknown(rest: str) -> Response:
     """Anything else under /open311 is a GeoReport 404."""
-    return error_answer("xml" if rest.endswith(".xml") else "json", 404, "no such GeoReport resource")
+    return path_error(rest, 404, "no such GeoReport resource")

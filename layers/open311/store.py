@@ -100,12 +100,14 @@ async def _check_rate(conn: AsyncConnection[Any], who: Submitter, limits: Limits
     row = await (await conn.execute(_RATE, {"key": who.key, "client": who.client_digest})).fetchone()
     assert row is not None
     by_key, by_address, wait_s = row
-    if by_key >= limits.per_key_per_hour or by_address >= limits.per_address_per_hour:
-        which = "this api_key" if by_key >= limits.per_key_per_hour else "this address"
+    over_key = by_key >= limits.per_key_per_hour
+    if over_key or by_address >= limits.per_address_per_hour:
         raise QuotaExceeded(
-            f"too many service requests from {which} in the last hour; try again later",
+            f"too many service requests from {'this api_key' if over_key else 'this address'} in the last hour; "
+            "try again later",
             retry_after_s=max(1, int(wait_s or 60)),
             parameter="api_key",
+            limit="open311_per_key" if over_key else "open311_per_address",
         )
 
 

@@ -173,3 +173,28 @@ def test_submissions_are_rate_limited_per_key_and_per_address(
             assert _submit(elsewhere, other_key, 61, database_url).status_code == 200
     finally:
         remove_submitted(database_url)
+
+
+def test_the_address_limit_counts_the_client_a_trusted_proxy_forwards_for(
+    database_url: str, demo_city: dict[str, str], app_data_dir: Path
+) -> None:
+    key = issue(database_url, "proxied-app", open311=True)
+    limits = {"open311_per_key_per_hour": 100, "open311_per_address_per_hour": 2, "trusted_proxies": "10.0.0.0/8"}
+
+    def submit(client: TestClient, n: int, forwarded: str) -> int:
+        fields = form(key, place(database_url, n), POTHOLE)
+        return client.post("/open311/v2/requests.json", data=fields, headers={"X-Forwarded-For": forwarded}).status_code
+
+    try:
+        with _app_client(database_url, app_data_dir, "10.0.0.5", **limits) as proxy:
+            _ready(proxy)
+            assert [submit(proxy, 70 + n, "198.51.100.20") for n in range(3)] == [200, 200, 429]
+            # Another resident behind the same proxy has a budget of their own; a forged hop buys nothing.
+            assert submit(proxy, 80, "198.51.100.21") == 200
+            assert submit(proxy, 81, "6.6.6.6, 198.51.100.20") == 429
+        with _app_client(database_url, app_data_dir, "203.0.113.30", **limits) as direct:
+            _ready(direct)
+            # Not a trusted proxy: its X-Forwarded-For is ignored, and the peer's own address is counted.
+            assert [submit(direct, 90 + n, f"198.51.100.{40 + n}") for n in range(3)] == [200, 200, 429]
+    finally:
+        remove_submitted(database_url)

@@ -107,3 +107,22 @@ def test_anonymous_heavy_filters_stop_sooner_than_signed_in_ones(server: LiveSer
     )
     assert signed_in.status_code == 200, signed_in.text  # about 6 s a scan: under the City's 15 s limit
     assert signed_in.json()["numberReturned"] == 4
+
+
+def test_open311_measures_are_heavy_work_and_answer_georeport_errors(server: LiveServer, database_url: str) -> None:
+    holder = _send_and_hold(server.port, f"{ITEMS}?filter=name%20LIKE%20%27row%25%27&limit=5")
+    try:
+        _wait_for(lambda: active_queries(database_url, VIEW) >= 1, 10, "the heavy query never started")
+        # The stats aggregate every request: they wait for heavy capacity, and say so in GeoReport's error body.
+        mine = httpx.get(f"{server.url}/open311/v2/stats")
+        assert mine.status_code == 429 and mine.json()[0]["code"] == 429 and int(mine.headers["retry-after"]) >= 1
+        other = httpx.get(f"{server.url}/open311/v2/stats", headers={"X-Forwarded-For": "198.51.100.8"})
+        assert other.status_code == 503 and other.json()[0]["code"] == 503 and int(other.headers["retry-after"]) >= 1
+        assert "connections" in other.json()[0]["description"]
+        # GeoReport's reads are map requests: served from their own pool meanwhile.
+        for path in ("/open311/v2/services.json", "/open311/v2/requests.json", "/open311/v2/requests.xml"):
+            assert httpx.get(f"{server.url}{path}", timeout=10).status_code == 200, path
+    finally:
+        holder.close()
+    _wait_for(lambda: active_queries(database_url, VIEW) == 0, 5, "the heavy query outlived its client")
+    assert httpx.get(f"{server.url}/open311/v2/stats", timeout=30).status_code == 200
