@@ -20,8 +20,10 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from geoserver import georeport
 from geoserver.errors import error_response
 from layers.errors import InvalidParameter, QuotaExceeded
 
@@ -117,13 +119,14 @@ class RateLimitMiddleware:
                 if not self.limiter.hit(item, address):
                     reset = self.limiter.get_window_stats(item, address).reset_time
                     wait = max(1, math.ceil(reset - time.time()))
-                    response = error_response(
-                        429,
-                        "rate_limited",
-                        f"more than {item} requests from this address; slow down",
-                        retry_after_s=wait,
-                        limit=f"rate {item}",
-                    )
-                    await response(scope, receive, send)
+                    await self._refusal(scope.get("path", ""), item, wait)(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _refusal(path: str, item: RateLimitItem, wait_s: int) -> Response:
+        """The 429: GeoReport's error body under /open311 (its clients read no other), the server's JSON elsewhere."""
+        description = f"more than {item} requests from this address; slow down"
+        if georeport.for_path(path):
+            return georeport.path_error(path, 429, description, retry_after_s=wait_s)
+        return error_response(429, "rate_limited", description, retry_after_s=wait_s, limit=f"rate {item}")

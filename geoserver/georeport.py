@@ -112,6 +112,11 @@ def _error(fmt: str, exc: GeoServerError) -> Response:
     return error_answer(fmt, status_of(exc), exc.message, retry_after_s=retry)
 
 
+def for_path(path: str) -> bool:
+    """Whether a path is GeoReport's, whose errors have GeoReport's body wherever they are answered."""
+    return path == "/open311" or path.startswith("/open311/")
+
+
 def path_error(path: str, status: int, description: str, *, retry_after_s: int | None = None) -> Response:
     """A GeoReport error for a path under /open311: XML for `.xml` paths, JSON otherwise."""
     return error_answer("xml" if path.endswith(".xml") else "json", status, description, retry_after_s=retry_after_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
@@ -74,3 +75,19 @@ def test_loopback_is_limited_only_when_asked() -> None:
 def test_an_empty_rate_turns_the_limiter_off() -> None:
     off = RateLimitMiddleware(_ok, rates="", trusted=(), loopback=True)
     assert set(_statuses(off, "203.0.113.9", 20)) == {200}
+
+
+def test_a_rate_limited_georeport_path_gets_georeport_errors() -> None:
+    limiter = RateLimitMiddleware(_ok, rates="1/minute", trusted=(), loopback=False)
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=limiter, client=("203.0.113.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            paths = ["/open311/v2/services.json", "/open311/v2/services.json", "/open311/v2/services.xml", "/tiles"]
+            return [await http.get(path) for path in paths]
+
+    first, as_json, as_xml, elsewhere = asyncio.run(run())
+    assert first.status_code == 200
+    assert as_json.status_code == 429 and as_json.json()[0]["code"] == 429 and int(as_json.headers["retry-after"]) > 0
+    assert as_xml.status_code == 429 and ET.fromstring(as_xml.content).findtext("error/code") == "429"
+    assert elsewhere.status_code == 429 and elsewhere.json()["code"] == "rate_limited"
