@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import logging
 import math
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.access import issue
-from tests.support.open311 import NOISE, POTHOLE, form, place, remove_submitted
+from tests.support.open311 import NOISE, POTHOLE, form, open311_app, place, remove_submitted
 from tests.support.uploads import bearer
 
 CANARY = "Canary311x"
@@ -33,16 +32,8 @@ WMQ = morecantile.tms.get("WebMercatorQuad")
 
 @pytest.fixture(scope="module")
 def app(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[TestClient]:
-    """An app on the demo City."""
-    from geoserver.app import create_app
-    from geoserver.settings import Settings
-
-    settings = Settings(data_dir=app_data_dir, connect_timeout_s=2, open311_per_address_per_hour=1000)
-    with TestClient(create_app(settings, database_url)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    """An app on the demo City, for the canary's submissions."""
+    with open311_app(database_url, app_data_dir, open311_per_address_per_hour=1000) as client:
         yield client
     remove_submitted(database_url)
 
