@@ -39,13 +39,13 @@ class Workload(StrEnum):
     """The kinds of work that never compete for the same connections."""
 
     INTERACTIVE = "interactive"  # tiles, pages of items, near me, what's here, catalogue and token lookups
-    HEAVY = "heavy"  # CQL2 filters, very large pages
-    WRITES = "writes"  # edits, uploads, groups, tokens
+    HEAVY = "heavy"  # CQL2 filters, very large pages, 311 measures
+    WRITES = "writes"  # edits, uploads, groups, tokens, 311 submissions and status changes
 
 
 WHAT = {
     Workload.INTERACTIVE: "map and search requests",
-    Workload.HEAVY: "heavy requests (filters, large pages)",
+    Workload.HEAVY: "heavy requests (filters, large pages, 311 measures)",
     Workload.WRITES: "writes",
 }
 

@@ -31,8 +31,12 @@ class Settings(BaseSettings):
     demo_scale: float = Field(default=1.0, gt=0, le=1000)
     pool_min_size: int = Field(default=1, ge=0, description="Connections each pool keeps open when idle.")
     pool_max_size: int = Field(default=10, ge=1, description="Connections for map and search requests.")
-    heavy_pool_size: int = Field(default=2, ge=1, description="Connections for CQL2 filters and pages over 1,000.")
-    writes_pool_size: int = Field(default=4, ge=1, description="Connections for edits, uploads, groups and tokens.")
+    heavy_pool_size: int = Field(
+        default=2, ge=1, description="Connections for CQL2 filters, pages over 1,000, 311 stats."
+    )
+    writes_pool_size: int = Field(
+        default=4, ge=1, description="Connections for edits, uploads, groups, tokens, 311 submissions."
+    )
     statement_timeout_ms: int = Field(default=15_000, ge=100, description="Longest statement of the City's tools.")
     anonymous_heavy_timeout_ms: int = Field(
         default=5_000, ge=100, description="Longest statement of an anonymous filter or large page (503 above)."
