@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     anonymous_heavy_timeout_ms: int = Field(
         default=5_000, ge=100, description="Longest statement of an anonymous filter or large page (503 above)."
     )
-    heavy_per_client: int = Field(default=2, ge=1, description="Heavy requests one client address may run at once.")
+    heavy_per_client: int = Field(default=1, ge=1, description="Heavy requests one client address may run at once.")
     connect_timeout_s: float = Field(default=3.0, gt=0, description="Longest wait to open a database connection.")
     pool_timeout_s: float = Field(
         default=5.0, gt=0, description="Longest wait for a free connection for map and search requests (then 503)."
