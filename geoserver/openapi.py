@@ -111,7 +111,8 @@ NEARBY_PARAMETERS: list[dict[str, Any]] = [
     *_POINT.values(),
     _query("radius", "Search radius in metres (geodesic); without it, the nearest `limit`.",
            {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": MAX_RADIUS_M}),
-    _query("layers", f"Comma-separated layer ids (at most {MAX_NEARBY_LAYERS}); default all visible.",
+    _query("layers", f"Comma-separated layer ids (at most {MAX_NEARBY_LAYERS}); default: the visible layers that "
+           "serve people (facilities, events, community overlays), not boundaries (see /here).",
            {"type": "string", "maxLength": 2000}),
     _query("category", "Comma-separated feature categories (e.g. library,fire_station); only layers with categories.",
            {"type": "string", "maxLength": 2000}),
