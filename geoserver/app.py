@@ -15,6 +15,7 @@ from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import catalog, collections, features, health, landing
 from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import nearby as nearby_routes
+from geoserver.routes import search as search_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
 from geoserver.settings import Settings
@@ -72,6 +73,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(health.router)
     app.include_router(nearby_routes.router)
+    app.include_router(search_routes.router)
     app.include_router(tiles_routes.router)
     app.include_router(styles_routes.router)
     app.include_router(metrics_routes.router)

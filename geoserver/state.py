@@ -21,6 +21,7 @@ from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.queries.cursor import CursorSigner
 from layers.queries.nearby import NearbyService
+from layers.queries.search import SearchService
 from layers.sqlcompose import render
 from tiles.cache import TileCache
 from tiles.source import TileSources
@@ -40,6 +41,7 @@ class AppState:
     tile_cache: TileCache
     cursors: CursorSigner
     nearby: NearbyService = field(default_factory=NearbyService)
+    search: SearchService = field(default_factory=SearchService)
     registry: Registry = field(default_factory=Registry)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)

@@ -35,6 +35,7 @@ from layers.ingest.register import (
     lock_layer,
     publish_rows,
 )
+from layers.ingest.search_index import index_searchable
 from layers.sqlcompose import render
 
 DEFAULT_ID = "fid"
@@ -254,6 +255,7 @@ def load_file(
                     progress("copy", done, len(frame))
             progress("index", 0, 1)
             _finish_table(conn, table, staging, geometry_type, id_column, manifest.id)
+            index_searchable(conn, table, staging, manifest, types)
             progress("index", 1, 1)
             new = NewTable(LAYER_SCHEMA, staging, id_column, geometry_type, types)
             version = publish_rows(conn, manifest, new, actor)
