@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from geoserver import errors, openapi
+from geoserver import csp, errors, openapi
+from geoserver.csp import ContentSecurityPolicyMiddleware
 from geoserver.keys import cursor_secret
 from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import catalog, collections, features, health, landing
@@ -18,6 +19,7 @@ from geoserver.routes import nearby as nearby_routes
 from geoserver.routes import search as search_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
+from geoserver.routes import web as web_routes
 from geoserver.settings import Settings
 from geoserver.state import AppState, make_pool, running
 from layers.queries.cursor import CursorSigner
@@ -54,11 +56,15 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         title="City location services",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load their scripts from a public CDN: /docs is served from here instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.geoserver = state
     app.state.metrics = Metrics(state.tile_cache)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     errors.install(app)
+    app.add_middleware(ContentSecurityPolicyMiddleware, policy_text=csp.policy(settings.basemap_style_url))
     # Open data: any web page may read it. Credentials travel as bearer tokens, never cookies.
     app.add_middleware(
         CORSMiddleware,
@@ -77,5 +83,6 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
     app.include_router(tiles_routes.router)
     app.include_router(styles_routes.router)
     app.include_router(metrics_routes.router)
+    app.include_router(web_routes.router)
     openapi.install(app)
     return app

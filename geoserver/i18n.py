@@ -53,6 +53,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "health": "Liveness",
         "ready": "Readiness",
         "none": "none",
+        "map": "Map",
     },
     "fr": {
         "title": "Services de localisation de la Ville",
@@ -95,6 +96,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "health": "Vivacité",
         "ready": "Disponibilité",
         "none": "aucune",
+        "map": "Carte",
     },
 }
 
