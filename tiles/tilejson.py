@@ -124,7 +124,7 @@ def _label_layer(layer: Layer) -> dict[str, Any] | None:
         "type": "symbol",
         "source": "city",
         "source-layer": layer.id,
-        "minzoom": max(layer.min_zoom, 11 if polygon else 14),
+        "minzoom": max(layer.min_zoom, 12 if polygon else 14),
         # A polygon is cut at tile edges and each piece gets its name: past z14, too many repeats.
         **({"maxzoom": 15} if polygon else {}),
         "layout": layout,

@@ -7,9 +7,11 @@ npm packages copied into `geoserver/web/vendor/` at set-up time (`scripts/build-
 from __future__ import annotations
 
 import functools
+import json
 
 from fastapi import APIRouter, Request, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from geoserver import i18n, params, webassets
 from geoserver.state import StateDep
@@ -35,6 +37,7 @@ async def web_map(request: Request, state: StateDep) -> Response:
     lang = i18n.negotiate_map(values.get("lang"), request.headers.get("accept-language"))
     words = webassets.messages(lang)
     english = webassets.messages("en")
+    catalogues = {lang: words} if lang == "en" else {lang: words, "en": english}
     page = (
         _pages()
         .get_template("map.html")
@@ -44,9 +47,16 @@ async def web_map(request: Request, state: StateDep) -> Response:
             languages=[(code, LANGUAGE_NAMES[code]) for code in i18n.MAP_LANGUAGES],
             views=VIEWS,
             basemap=state.settings.basemap_style_url,
+            catalogues=_script_json(catalogues),
         )
     )
     return Response(page, media_type=_HTML, headers={**_PAGE_HEADERS, "Content-Language": lang})
+
+
+def _script_json(value: object) -> Markup:
+    """JSON to embed in a `<script type="application/json">` block: nothing in it can close the element."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
 @router.get("/map/{folder}/{name:path}")

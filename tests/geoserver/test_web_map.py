@@ -135,7 +135,8 @@ def test_keyboard_only_a_layer_near_me_and_a_result_that_matches_nearby(browser:
 def test_screenshots_on_a_phone_and_a_laptop(browser: Any, live_server: LiveServer, tmp_path_factory: Any) -> None:
     folder = Path(os.environ.get("GEOSERVER_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     folder.mkdir(parents=True, exist_ok=True)
-    for width, height in ((360, 640), (1280, 800)):
+    # A phone, a laptop, and the laptop at 200 % zoom (half as many CSS pixels each way).
+    for width, height in ((360, 640), (1280, 800), (640, 400)):
         page, seen = open_map(browser, live_server, "/map?lang=en", viewport={"width": width, "height": height})
         page.click("#near-locate")
         results_of(page)

@@ -106,6 +106,9 @@ export function category(value) {
 }
 
 async function load(lang) {
+  // The page carries its own language's catalogue (and English): no request for those.
+  const embedded = JSON.parse(document.getElementById("catalogues")?.textContent || "{}");
+  if (embedded[lang]) return embedded[lang];
   const response = await fetch(`/map/messages/${lang}.json`);
   if (!response.ok) throw new Error(`no messages for ${lang}`);
   return response.json();
