@@ -227,6 +227,11 @@ class NearbyService:
         return text
 
 
+def serving_layers(layers: Sequence[Layer]) -> list[Layer]:
+    """The layers near-me searches when none are named: those that serve people (facilities, events, overlays)."""
+    return [layer for layer in layers if layer.serves_people]
+
+
 def search_fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
     """What a cursor is bound to: every parameter of the search except limit and the cursor itself."""
     return fingerprint(
