@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
+from layers.catalogue.manifest import BOUNDARIES_CATEGORY
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
 from layers.queries import hours
@@ -29,7 +30,6 @@ from layers.queries.cursor import CursorKey, fingerprint
 from layers.queries.nearby_sql import Rel, distinct_sql, here_sql, search_sql
 
 MAX_DISTINCT = 5_000  # categories or schedules per layer we enumerate; beyond it a layer cannot use that filter
-BOUNDARIES_CATEGORY = "boundaries"
 # Facility categories with a service area: the facility that serves a point is the nearest one of the category by
 # geodesic distance, i.e. the point's Voronoi cell (no drawn catchment boundaries exist in the catalogue).
 SERVICE_AREA_CATEGORIES = ("fire_station", "library", "recreation_centre")
