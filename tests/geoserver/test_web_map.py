@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import os
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -20,10 +22,12 @@ from tests.support.access import issue
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, READY, tab_until, violations, watch, with_axe
 from tests.support.layers import drop_layer, manifest, point, write_geojson
 from tests.support.servers import LiveServer
+from tests.support.uploads import geojson_bytes
 
 HERE = {"longitude": -114.07, "latitude": 51.05}  # the mocked geolocation: downtown
 LANGUAGES = ("en", "fr", "pa", "zh-Hans")
 GROUP_LAYER = "map members' overlay"
+UPLOADED = "map's garden: days"
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +196,74 @@ def test_a_member_signs_in_and_sees_the_groups_layer(
     assert page.is_checked(f'input[data-layer="{group_layer}"]')  # the group's layers are shown at once
     assert page.inner_text("#layer-list fieldset:first-child legend") == "My groups' layers"
     assert seen.elsewhere == []
-    # The browser logs the refused token's 401, and the 404 of /me, which this branch does not have yet (the panel
-    # says so); nothing else.
-    assert [e.split("status of ")[-1][:3] for e in seen.errors] == ["401", "404"], seen.errors
+    # The browser logs the refused token's 401; nothing else.
+    assert [e.split("status of ")[-1][:3] for e in seen.errors] == ["401"], seen.errors
+
+
+def sign_in(page: Any, token: str) -> None:
+    """Sign in through the dialog, and wait for the page to come back with the member's view."""
+    page.click("#member")
+    page.fill("#sign-in-token", token)
+    page.click("#sign-in-form button[type=submit]")
+    page.wait_for_selector("#tab-member:not([hidden])", timeout=90_000)
+    page.wait_for_selector(READY, state="attached", timeout=90_000)
+
+
+def anonymous_status(server: LiveServer, layer: str) -> tuple[int, str | None]:
+    """What /collections/{layer} answers without a token: the status and the layer's visibility."""
+    try:
+        with urllib.request.urlopen(f"{server.url}/collections/{quote(layer, safe='')}", timeout=30) as response:  # noqa: S310
+            return response.status, json.load(response)["visibility"]
+    except urllib.error.HTTPError as refused:
+        return refused.code, None
+
+
+@pytest.fixture
+def uploaded(database_url: str) -> Iterator[str]:
+    """The id the next test uploads through the map (quote, space, colon), removed afterwards."""
+    yield UPLOADED
+    drop_layer(database_url, UPLOADED)
+
+
+def upload_through_the_dialog(page: Any, layer: str, group: str) -> list[dict[str, Any]]:
+    """Fill and send the upload dialog with a one-point GeoJSON file; axe-core's findings on the open dialog."""
+    page.click("#tab-member")
+    page.click("#member-upload")
+    page.wait_for_selector("#upload[open]")
+    found = violations(page, page.url.split("/map")[0])
+    content = geojson_bytes([({"name": "Seed swap"}, point(HERE["longitude"], HERE["latitude"]))])
+    page.set_input_files("#upload-file", files=[{"name": "days.geojson", "mimeType": "application/geo+json",
+                                                 "buffer": content}])  # fmt: skip
+    page.fill("#upload-layer-title", "Garden days")
+    page.fill("#upload-id", layer)
+    page.select_option("#upload-group", group)
+    page.click("#upload-form button[type=submit]")
+    return found
+
+
+def test_a_member_uploads_an_overlay_sees_it_and_makes_it_public(
+    browser: Any, live_server: LiveServer, database_url: str, uploaded: str
+) -> None:
+    with ThreadPoolExecutor(1) as pool:  # the sync API holds this thread's event loop
+        token = pool.submit(issue, database_url, "map-uploader", {"map-uploaders": "publisher"}).result()
+    page, seen = open_map(browser, live_server, "/map?lang=en")
+    sign_in(page, token)
+    found = {"upload dialog": upload_through_the_dialog(page, uploaded, "map-uploaders")}
+    row = f'#member-layers li[data-layer="{uploaded}"]'
+    page.wait_for_selector(row, timeout=120_000)  # the page reloads with the new layer
+    page.wait_for_selector(READY, state="attached", timeout=90_000)
+    page.wait_for_selector("#member-status:has-text('Garden days')")  # announced after the reload
+    assert page.is_checked(f'input[data-layer="{uploaded}"]') and "Seen by: map-uploaders" in page.inner_text(row)
+    drawn = f"cityMap.queryRenderedFeatures().filter((f) => f.sourceLayer === {json.dumps(uploaded)}).length"
+    assert page.evaluate(drawn) == 1  # on the map
+    assert anonymous_status(live_server, uploaded) == (404, None)
+    page.click(f"{row} button")
+    page.wait_for_selector("#make-public[open]")
+    found["make-public dialog"] = violations(page, live_server.url)
+    page.click("#make-public-confirm")
+    page.wait_for_selector("#member-status:has-text('is now public')")
+    assert not page.is_visible("#make-public") and not page.query_selector(f"{row} button")
+    assert "Seen by: everyone" in page.inner_text(row)
+    assert anonymous_status(live_server, uploaded) == (200, "public")
+    assert all(not v for v in found.values()), json.dumps(found, indent=1)
+    assert seen.errors == [] and seen.elsewhere == []
