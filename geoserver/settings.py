@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         "unset, a key is kept in the data directory.",
     )
     tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
+    basemap_style_url: str | None = Field(
+        default=None,
+        description="A MapLibre style drawn under the City's layers on the web map (absolute or relative URL); "
+        "unset, the City's layers are the map. Its origin is allowed by the map's Content-Security-Policy.",
+    )
     max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")
     # What a community group may upload, unless City staff set other quotas on the group.
     upload_max_mb: int = Field(default=50, ge=1, le=10_000, description="Largest upload, in megabytes (413 above).")

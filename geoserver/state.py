@@ -26,6 +26,7 @@ from layers.errors import DatabaseUnavailable
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
+from layers.queries.search import SearchService
 from layers.sqlcompose import render
 from tiles.cache import TileCache
 from tiles.source import TileSources
@@ -49,6 +50,7 @@ class AppState:
     heavy: HeavySlots
     nearby: NearbyService = field(default_factory=NearbyService)
     feed: Ticker = field(default_factory=Ticker)
+    search: SearchService = field(default_factory=SearchService)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     _registry: Registry = field(default_factory=Registry)
