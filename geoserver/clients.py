@@ -80,16 +80,21 @@ class HeavySlots:
     trusted: tuple[Network, ...] = ()
     running: Counter[str] = field(default_factory=Counter)
 
-    @contextlib.asynccontextmanager
-    async def hold(self, scope: Scope) -> AsyncIterator[None]:
+    def check(self, scope: Scope) -> str:
+        """The client's address, or 429 when it already runs its share (cheap: call it before parsing anything)."""
         address = client_address(scope, self.trusted)
         if self.running[address] >= self.per_client:
             raise QuotaExceeded(
-                f"at most {self.per_client} heavy requests (filters, large pages, downloads) at once per client; "
+                f"at most {self.per_client} heavy requests (filters, large pages) at once per client; "
                 "wait for one to finish",
                 retry_after_s=2,
                 limit="heavy_per_client",
             )
+        return address
+
+    @contextlib.asynccontextmanager
+    async def hold(self, scope: Scope) -> AsyncIterator[None]:
+        address = self.check(scope)
         self.running[address] += 1
         try:
             yield

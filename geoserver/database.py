@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geoserver.settings import Settings
 from layers.errors import Busy, DatabaseUnavailable, TooExpensive
+from layers.priority import lower_backend_priority
 
 log = logging.getLogger("geoserver.database")
 PROBE_EVERY_S = 0.2
@@ -68,6 +69,10 @@ def _waits(settings: Settings) -> dict[Workload, float]:
     }
 
 
+async def _low_priority(conn: AsyncConnection[Any]) -> None:
+    await lower_backend_priority(conn)
+
+
 def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncConnectionPool:
     return AsyncConnectionPool(
         url,
@@ -77,6 +82,7 @@ def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncC
         max_size=size,
         timeout=_waits(settings)[workload],
         reconnect_timeout=30,
+        configure=_low_priority if workload is Workload.HEAVY else None,
         # No check on every checkout (a round trip per request): a connection found broken opens the breaker, and
         # the pools are checked before it closes again.
         kwargs={

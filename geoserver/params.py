@@ -16,11 +16,24 @@ from typing import Any
 
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
-from layers.limits import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_RADIUS_M, MAX_SORT_KEYS, MIN_RADIUS_M
+from layers.limits import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_RADIUS_M,
+    MAX_SORT_KEYS,
+    MIN_RADIUS_M,
+    SEARCH_DEFAULT_LIMIT,
+    SEARCH_MAX_CHARS,
+    SEARCH_MAX_LIMIT,
+    SEARCH_MAX_WORDS,
+    SEARCH_MIN_CHARS,
+)
 from layers.open311.reads import MAX_IDS, RequestQuery
 from layers.queries import cql
 from layers.queries import crs as crs_mod
 from layers.queries.items import DISTANCE, ItemsQuery, Near, SortKey
+from layers.queries.search import SearchQuery
 from layers.queries.times import Interval, parse_date, parse_instant, parse_interval, parse_timestamp
 
 # Parameters of the items endpoint; any other name must be a public field (a `property=value` filter).
@@ -272,6 +285,29 @@ def parse_sortby(layer: Layer, value: str | None, *, near: Near | None) -> tuple
     if len(keys) > MAX_SORT_KEYS or len({k.name for k in keys}) != len(keys):
         raise InvalidParameter(f"sortby takes at most {MAX_SORT_KEYS} different keys", parameter="sortby")
     return tuple(keys)
+
+
+# -- search --------------------------------------------------------------------------------------------------
+def parse_search(values: dict[str, str]) -> SearchQuery:
+    """`q` (words of a name or address), an optional `lon`/`lat` (both or neither) and `limit`."""
+    text = " ".join(values.get("q", "").split())
+    if "\x00" in text or not SEARCH_MIN_CHARS <= len(text) <= SEARCH_MAX_CHARS:
+        raise InvalidParameter(
+            f"q must hold {SEARCH_MIN_CHARS} to {SEARCH_MAX_CHARS} characters (spaces aside)", parameter="q"
+        )
+    words = tuple(dict.fromkeys(text.split()))
+    if len(words) > SEARCH_MAX_WORDS:
+        raise InvalidParameter(f"q may hold at most {SEARCH_MAX_WORDS} words", parameter="q")
+    point = None
+    if "lon" in values or "lat" in values:
+        for name in ("lon", "lat"):
+            if name not in values:
+                raise InvalidParameter(f"{name} is needed with {'lat' if name == 'lon' else 'lon'}", parameter=name)
+        point = (number_in(values["lon"], "lon", -180, 180), number_in(values["lat"], "lat", -90, 90))
+    limit = integer(values["limit"], "limit") if "limit" in values else SEARCH_DEFAULT_LIMIT
+    if not 1 <= limit <= SEARCH_MAX_LIMIT:
+        raise InvalidParameter(f"limit must be between 1 and {SEARCH_MAX_LIMIT}", parameter="limit")
+    return SearchQuery(text, words, point, limit)
 
 
 # -- GeoReport's GET requests ----------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     anonymous_heavy_timeout_ms: int = Field(
         default=5_000, ge=100, description="Longest statement of an anonymous filter or large page (503 above)."
     )
-    heavy_per_client: int = Field(default=2, ge=1, description="Heavy requests one client address may run at once.")
+    heavy_per_client: int = Field(default=1, ge=1, description="Heavy requests one client address may run at once.")
     connect_timeout_s: float = Field(default=3.0, gt=0, description="Longest wait to open a database connection.")
     pool_timeout_s: float = Field(
         default=5.0, gt=0, description="Longest wait for a free connection for map and search requests (then 503)."
@@ -63,6 +63,11 @@ class Settings(BaseSettings):
         "unset, a key is kept in the data directory.",
     )
     tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
+    basemap_style_url: str | None = Field(
+        default=None,
+        description="A MapLibre style drawn under the City's layers on the web map (absolute or relative URL); "
+        "unset, the City's layers are the map. Its origin is allowed by the map's Content-Security-Policy.",
+    )
     max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")
     # What a community group may upload, unless City staff set other quotas on the group.
     upload_max_mb: int = Field(default=50, ge=1, le=10_000, description="Largest upload, in megabytes (413 above).")

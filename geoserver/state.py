@@ -28,6 +28,7 @@ from layers.open311.catalogue import SERVICES_MANIFEST, ServiceCatalogue, load_c
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
+from layers.queries.search import SearchService
 from layers.sqlcompose import render
 from tiles.cache import TileCache
 from tiles.source import TileSources
@@ -52,6 +53,7 @@ class AppState:
     trusted_proxies: tuple[Network, ...] = ()
     nearby: NearbyService = field(default_factory=NearbyService)
     feed: Ticker = field(default_factory=Ticker)
+    search: SearchService = field(default_factory=SearchService)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     _registry: Registry = field(default_factory=Registry)

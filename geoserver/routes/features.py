@@ -74,6 +74,8 @@ async def items(collectionId: str, request: Request, state: StateDep, principal:
     values = single_values(request.query_params.multi_items())
     fmt = pick_format(request, values.get("f"))
     lang = pick_language(request, values)
+    if _looks_heavy(values):
+        state.heavy.check(request.scope)  # before parsing a long filter: a client over its share costs nothing
     query = parse_items(layer, values)
     if fmt == "html" or query.limit <= features.STREAM_ABOVE:
         statements = features.build(layer, query)  # every name and value is checked here, before a connection
@@ -89,6 +91,11 @@ async def items(collectionId: str, request: Request, state: StateDep, principal:
         )
         return Response(body, media_type=GEOJSON, headers=_headers(layer, query, lang))
     return await _streamed(request, state, principal, layer, query, lang)
+
+
+def _looks_heavy(values: dict[str, str]) -> bool:
+    limit = values.get("limit", "").strip()
+    return "filter" in values or (limit.isdigit() and int(limit[:9]) > features.STREAM_ABOVE)
 
 
 @asynccontextmanager

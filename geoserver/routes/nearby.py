@@ -23,7 +23,7 @@ from layers.limits import (
     NEARBY_DEFAULT_LIMIT,
     NEARBY_MAX_LIMIT,
 )
-from layers.queries.nearby import SERVICE_AREA_RULE, Hit, NearbyQuery, search_fingerprint
+from layers.queries.nearby import SERVICE_AREA_RULE, Hit, NearbyQuery, search_fingerprint, serving_layers
 from layers.queries.times import EARLIEST_YEAR, LATEST_YEAR, iso, parse_instant
 
 router = APIRouter(tags=["near me"])
@@ -71,8 +71,10 @@ def _moment(text: str) -> datetime:
     "/nearby",
     summary="Features near a point, nearest first",
     description=(
-        "Features of every visible layer (or of `layers`) near the point, sorted by geodesic distance, ties by layer "
-        "then id. Without `radius`, the nearest `limit`; with it, the nearest `limit` within `radius` metres. Each "
+        "Features near the point, sorted by geodesic distance, ties by layer then id. Without `layers`, the visible "
+        "layers that serve people (facilities, events, community overlays: their manifests set `serves_people`); "
+        "boundaries such as wards and communities are `/here`'s answer, and any layer can be named in `layers`. "
+        "Without `radius`, the nearest `limit`; with it, the nearest `limit` within `radius` metres. Each "
         "feature carries its public fields plus `layer`, `distance_m`, `bearing_deg` (from the point, clockwise from "
         "north; null at distance 0), for layers with opening hours `open_now`, `opens_at` and `closes_at` (America/"
         "Edmonton), and for events `happening_now`. Events that ended by `at` are left out. A `next` link carries "
@@ -88,7 +90,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     names = params.text_list(values.get("layers"), "layers", MAX_NEARBY_LAYERS)
     try:
         chosen = (
-            state.registry.visible(principal)
+            serving_layers(state.registry.visible(principal))
             if names is None
             else state.registry.resolve_many(names, principal, cap=MAX_NEARBY_LAYERS, parameter="layers")
         )

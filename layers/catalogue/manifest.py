@@ -15,6 +15,13 @@ UpdateFrequency = Literal["continual", "daily", "weekly", "monthly", "quarterly"
 LANGUAGES = ("en", "fr")
 LAYER_ID_FORBIDDEN = frozenset("/\\,?#%")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL truncates longer names silently; we refuse them instead.
+BOUNDARIES_CATEGORY = "boundaries"  # wards, communities, service zones: what `/here` answers with
+
+
+def overlay_serves_people(category: str) -> bool:
+    """Whether a community overlay is searched by `/nearby` by default: what groups share (events, gardens, food
+    banks) is for people near it, except boundaries, which are `/here`'s answer (at 0 m they would hide services)."""
+    return category != BOUNDARIES_CATEGORY
 
 
 class Translated(BaseModel):

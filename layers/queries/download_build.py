@@ -21,6 +21,7 @@ import psycopg
 from psycopg import AsyncConnection
 
 from layers.catalogue.registry import Registry
+from layers.priority import lower_backend_priority
 from layers.queries import downloads
 
 STALE, UNREACHABLE, TOO_LONG = 3, 4, 5
@@ -36,6 +37,7 @@ async def build(database_url: str, layer_id: str, version: int, suffix: str, pat
             application_name="geoserver-download",
             options=f"-c statement_timeout={timeout_ms} -c timezone=UTC",
         ) as conn:
+            await lower_backend_priority(conn)
             registry = await Registry.load(conn)
             layer = next((one for one in registry.all_layers() if one.id == layer_id), None)
             if layer is None or layer.version != version:

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
+from layers.catalogue.manifest import BOUNDARIES_CATEGORY
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
 from layers.queries import hours
@@ -29,7 +30,6 @@ from layers.queries.cursor import CursorKey, fingerprint
 from layers.queries.nearby_sql import Rel, distinct_sql, here_sql, search_sql
 
 MAX_DISTINCT = 5_000  # categories or schedules per layer we enumerate; beyond it a layer cannot use that filter
-BOUNDARIES_CATEGORY = "boundaries"
 # Facility categories with a service area: the facility that serves a point is the nearest one of the category by
 # geodesic distance, i.e. the point's Voronoi cell (no drawn catchment boundaries exist in the catalogue).
 SERVICE_AREA_CATEGORIES = ("fire_station", "library", "recreation_centre")
@@ -225,6 +225,11 @@ class NearbyService:
         else:
             self._statements.move_to_end(key)
         return text
+
+
+def serving_layers(layers: Sequence[Layer]) -> list[Layer]:
+    """The layers near-me searches when none are named: those that serve people (facilities, events, overlays)."""
+    return [layer for layer in layers if layer.serves_people]
 
 
 def search_fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -11,21 +10,12 @@ from pathlib import Path
 import morecantile
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.layers import one_row
 from tests.support.servers import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPLIBRE = ROOT / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.js"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def test_gdal_reads_a_composite_tile(live_server: LiveServer, tmp_path: Path) -> None:
