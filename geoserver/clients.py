@@ -85,7 +85,7 @@ class HeavySlots:
         address = client_address(scope, self.trusted)
         if self.running[address] >= self.per_client:
             raise QuotaExceeded(
-                f"at most {self.per_client} heavy requests (filters, large pages) at once per client; "
+                f"at most {self.per_client} heavy requests (filters, large pages, 311 measures) at once per client; "
                 "wait for one to finish",
                 retry_after_s=2,
                 limit="heavy_per_client",

@@ -81,6 +81,7 @@ def _paths(s: dict[str, Any]) -> list[str]:
         *(f"/collections/service_requests/download.{f}" for f in ("geojson", "csv", "gpkg")),
         f"/nearby?lon={lon}&lat={lat}&layers=service_requests&limit=20",
         f"/here?lon={lon}&lat={lat}",
+        f"/search?q=Crescent&lon={lon}&lat={lat}",  # a word of the noise report's (unpublished) address
         "/collections/service_requests/changes?since=0",
         "/collections/service_requests/queryables",
         "/catalog",
