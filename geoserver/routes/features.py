@@ -79,7 +79,7 @@ async def items(collectionId: str, request: Request, state: StateDep, principal:
     query = parse_items(layer, values)
     if fmt == "html" or query.limit <= features.STREAM_ABOVE:
         statements = features.build(layer, query)  # every name and value is checked here, before a connection
-        async with _connection(request, state, principal, query) as conn:
+        async with _connection(request, state, principal, layer, query) as conn:
             page = await features.fetch_page(conn, layer, query, statements)
         links = _links(request, layer, query, len(page.features), page.number_matched, lang)
         if fmt == "html":
@@ -100,7 +100,7 @@ def _looks_heavy(values: dict[str, str]) -> bool:
 
 @asynccontextmanager
 async def _connection(
-    request: Request, state: AppState, principal: Principal, query: ItemsQuery
+    request: Request, state: AppState, principal: Principal, layer: Layer, query: ItemsQuery
 ) -> AsyncIterator[AsyncConnection[Any]]:
     """A connection for this page: CQL2 filters and very large pages are heavy work, with limits of their own.
 
@@ -108,7 +108,7 @@ async def _connection(
     shorter statement timeout.
     """
     if query.filter is None and query.limit <= features.STREAM_ABOVE:
-        async with state.db.connection() as conn:
+        async with state.db.read([layer.id], anonymous=principal.is_anonymous) as conn:
             yield conn
         return
     timeout_ms = state.settings.anonymous_heavy_timeout_ms if principal.is_anonymous else None
@@ -121,7 +121,7 @@ async def _streamed(
 ) -> Response:
     """A large page, sent as it is read: memory holds one chunk of features, never the whole page."""
     statements = features.build(layer, query, count_in_page=False)
-    async with _connection(request, state, principal, query) as conn:
+    async with _connection(request, state, principal, layer, query) as conn:
         matched = await features.count(conn, statements, layer)
     expected = max(0, min(query.limit, matched - query.offset))
     links = _links(request, layer, query, expected, matched, lang)
@@ -130,7 +130,7 @@ async def _streamed(
         # The connection is taken inside the generator, so a response that never starts holds none.
         returned = 0
         yield b'{"type":"FeatureCollection","features":['
-        async with _connection(request, state, principal, query) as conn:
+        async with _connection(request, state, principal, layer, query) as conn:
             async for chunk in features.stream_page(conn, statements):
                 yield (b"," if returned else b"") + ",".join(chunk).encode()
                 returned += len(chunk)
@@ -172,7 +172,7 @@ async def item(
     fid = features.id_value(layer, featureId)
     found = None
     if fid is not None:
-        async with state.db.connection() as conn:
+        async with state.db.read([layer.id], anonymous=principal.is_anonymous) as conn:
             found = await features.fetch_feature(conn, layer, fid, query.crs)
     if found is None:
         raise NotFound(f"no feature {featureId[:80]!r} in this collection", parameter="featureId")

@@ -99,7 +99,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     bound_to = search_fingerprint(q, [layer.id for layer in chosen])
     if "cursor" in values:
         q = q.after_key(state.cursors.decode(values["cursor"], bound_to))
-    async with state.db.connection() as conn:
+    async with state.db.read([layer.id for layer in chosen], anonymous=principal.is_anonymous) as conn:
         page = await state.nearby.search(conn, chosen, q)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if page.next_key is not None:
@@ -133,8 +133,9 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     params.check_known(values, HERE_PARAMETERS)
     lon, lat = _point(values)
     now = datetime.now(UTC)
-    async with state.db.connection() as conn:
-        found = await state.nearby.here(conn, state.registry.visible(principal), lon, lat, now)
+    visible = state.registry.visible(principal)
+    async with state.db.read([layer.id for layer in visible], anonymous=principal.is_anonymous) as conn:
+        found = await state.nearby.here(conn, visible, lon, lat, now)
     features = [
         {
             "type": "Feature",
