@@ -17,6 +17,12 @@ def _publish_all(url: str, settings: Settings, jobs: list[Job]) -> None:
     """Publish layers in a child process, one progress bar per layer."""
     from layers.ingest.publish import publish_in_subprocess
 
+    for job in jobs:
+        missing = job.manifest.missing_translations
+        if missing:
+            # Asked for, not required: the catalogue shows English and says so in each collection's `language`.
+            console.print(f"{job.manifest.id}: no French {' or '.join(missing)}; English is used in French answers")
+
     with progress_bar() as bar:
         tasks = {job.manifest.id: bar.add_task(f"{job.manifest.id}: waiting", total=1) for job in jobs}
 

@@ -98,6 +98,11 @@ class Layer:
         """Names of the public fields, in table order."""
         return tuple(f.name for f in self.fields)
 
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages in which both the title and the description exist (English always; French if given)."""
+        return tuple(lang for lang in ("en", "fr") if self.title.get(lang) and self.description.get(lang))
+
     def title_in(self, lang: str) -> str:
         """The title in `lang`, English when that language is missing."""
         return self.title.get(lang) or self.title["en"]
