@@ -14,7 +14,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from layers.catalogue.models import FIELDS_TABLE, LAYERS_TABLE, LayerRow
-from layers.catalogue.records import Field, Layer
+from layers.catalogue.records import MANAGED, Field, Layer
 from layers.catalogue.visibility import Principal
 from layers.errors import InvalidParameter, LayerNotFound
 from layers.sqlcompose import render
@@ -84,7 +84,9 @@ class Registry:
             bbox = None
             if row["xmin"] is not None:
                 bbox = (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
-            layers.append(Layer(**values, fields=tuple(fields.get(row["id"], ())), bbox=bbox))
+            layers.append(
+                Layer(**values, fields=tuple(fields.get(row["id"], ())), bbox=bbox, count_kept=bool(row["count_kept"]))
+            )
         return cls(layers)
 
     @classmethod
@@ -99,8 +101,16 @@ class Registry:
 LAYERS_QUERY = render(
     sql.SQL(
         "SELECT {columns}, ST_XMin(extent) AS xmin, ST_YMin(extent) AS ymin, ST_XMax(extent) AS xmax, "
-        "ST_YMax(extent) AS ymax FROM {layers} WHERE deleted_at IS NULL ORDER BY id"
-    ).format(columns=sql.SQL(", ").join(sql.Identifier(name) for name in RECORD_COLUMNS), layers=LAYERS_TABLE)
+        "ST_YMax(extent) AS ymax, source_kind = {managed} OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = "
+        "to_regclass(format('%I.%I', table_schema, table_name)) AND tgname = {trigger}) AS count_kept "
+        "FROM {layers} WHERE deleted_at IS NULL ORDER BY id"
+    ).format(
+        columns=sql.SQL(", ").join(sql.Identifier(name) for name in RECORD_COLUMNS),
+        layers=LAYERS_TABLE,
+        managed=sql.Literal(MANAGED),
+        # install_change_triggers' insert trigger; its statement triggers keep feature_count exact.
+        trigger=sql.Literal("geoserver_announce_insert"),
+    )
 )
 
 # Private fields are filtered out here, in the database: they never reach Python.
