@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from geoserver.cli import catalogue, cluster, data, serve  # noqa: F401, I001 - each registers its commands, in this order
+from geoserver.cli import catalogue, cluster, data, publish, serve  # noqa: F401, I001 - each registers its commands, in this order
 from geoserver.cli.common import app
 
 

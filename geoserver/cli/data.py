@@ -13,7 +13,7 @@ from geoserver.settings import Settings
 from layers.ingest.publish import Job
 
 
-def _publish_all(url: str, settings: Settings, jobs: list[Job]) -> None:
+def publish_jobs(url: str, settings: Settings, jobs: list[Job]) -> None:
     """Publish layers in a child process, one progress bar per layer."""
     from layers.ingest.publish import publish_in_subprocess
 
@@ -76,7 +76,7 @@ def load_demo_city(url: str, settings: Settings, scale: float | None = None) -> 
             demo.generate(out, scale=scale, progress=report)
         stamp.write_text(json.dumps(wanted))
     console.print("Loading the demo City into the catalogue")
-    _publish_all(url, settings, [Job(m) for m in load_city_manifests()])
+    publish_jobs(url, settings, [Job(m) for m in load_city_manifests()])
 
 
 def _demo_is_stale(settings: Settings) -> bool:
@@ -139,7 +139,7 @@ def load(
             fail("--file needs exactly one manifest")
         with database(settings) as url:
             upgrade(url)
-            _publish_all(url, settings, jobs)
+            publish_jobs(url, settings, jobs)
 
 
 @app.command("demo")

@@ -11,6 +11,7 @@ from layers.catalogue.manifest import LayerManifest
 from layers.catalogue.models import LAYERS_TABLE
 from layers.catalogue.records import IN_PLACE
 from layers.errors import IngestError
+from layers.ingest.optimize import stored_column_name
 from layers.ingest.register import LoadResult, NewTable, install_change_triggers, lock_layer, publish_rows
 from layers.sqlcompose import Slot, render
 
@@ -27,7 +28,7 @@ _COLUMNS = render(
 _GEOMETRY = render(
     sql.SQL(
         "SELECT f_geometry_column, type, srid FROM geometry_columns "
-        "WHERE f_table_schema = {schema} AND f_table_name = {name} ORDER BY f_geometry_column LIMIT 1"
+        "WHERE f_table_schema = {schema} AND f_table_name = {name} ORDER BY srid = 3857, f_geometry_column"
     ).format(schema=Slot("schema"), name=Slot("name"))
 )
 _RELKIND = render(
@@ -64,7 +65,8 @@ def _describe(conn: psycopg.Connection[Any], manifest: LayerManifest, schema: st
     """The table's columns and geometry, checked against the manifest."""
     where = {"schema": schema, "name": name}
     columns = conn.execute(_COLUMNS, where).fetchall()
-    geometry = conn.execute(_GEOMETRY, where).fetchone()
+    geometries = conn.execute(_GEOMETRY, where).fetchall()
+    geometry = geometries[0] if geometries else None
     source = manifest.source.table
     if not columns or geometry is None:
         raise IngestError(f"layer {manifest.id!r}: {source!r} is not a table or view with a geometry column")
@@ -76,7 +78,10 @@ def _describe(conn: psycopg.Connection[Any], manifest: LayerManifest, schema: st
         raise IngestError(
             f"layer {manifest.id!r}: {source!r} is in EPSG:{srid}; publish a view that transforms it to EPSG:4326"
         )
-    types = {col: dtype for col, dtype in columns if col != geometry[0]}
+    # A stored 3857 column `publish --optimize` added earlier is used again, and is no field.
+    stored = stored_column_name(geometry[0])
+    stored_3857 = stored if any(g[0] == stored and g[2] == 3857 for g in geometries) else None
+    types = {col: dtype for col, dtype in columns if col not in (geometry[0], stored_3857)}
     missing = [f for f in (*manifest.public_fields, manifest.id_field) if f not in types]
     if missing:
         raise IngestError(f"layer {manifest.id!r}: fields not in {source!r}: {', '.join(str(m) for m in missing)}")
@@ -88,7 +93,7 @@ def _describe(conn: psycopg.Connection[Any], manifest: LayerManifest, schema: st
         types=types,
         source_kind=IN_PLACE,
         geometry_column=geometry[0],
-        geometry_3857_column=None,
+        geometry_3857_column=stored_3857,
     )
 
 
