@@ -83,6 +83,26 @@ def status(schedule: Schedule, at: datetime) -> Status:
     return Status(is_open, None, None)
 
 
+def status_until(schedule: Schedule, at: datetime) -> tuple[Status, datetime | None]:
+    """The status at `at`, and the instant until which every later instant has the same status (None: only `at`).
+
+    With a next change, the status holds until it. Without one inside the horizon, it holds until a change comes
+    within the horizon: a second look one horizon further finds when."""
+    found = status(schedule, at)
+    change = found.closes_at or found.opens_at
+    if change is not None:
+        return found, change
+    horizon = timedelta(days=HORIZON_DAYS)
+    try:
+        later = status(schedule, at + horizon)
+    except OverflowError:
+        return found, None
+    if later.open_now != found.open_now:  # a change exactly at the horizon's end
+        return found, None
+    beyond = later.closes_at or later.opens_at
+    return found, (beyond - horizon) if beyond is not None else at + horizon
+
+
 def _change(schedule: Schedule, at: datetime, wall: datetime, *, to_open: bool) -> datetime:
     """The instant of a change the library gives as a wall time: in the hour the clock repeats, the earlier reading
     where the state really changes (the library's intervals may name the later one)."""
