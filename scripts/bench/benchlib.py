@@ -208,7 +208,8 @@ def wrk(base_url: str, paths: Path, seconds: int, connections: int = 16) -> dict
 def pgbench(cluster: Any, scripts: list[tuple[Path, int]], seconds: int, clients: int = 4) -> dict[str, float]:
     """Transactions per second of the weighted scripts through pgbench (each transaction is one tile)."""
     port = cluster.running_port()
-    args = [cluster.bin("pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds)]
+    # Prepared, as the server (psycopg) and TiPg (asyncpg) run theirs: planned once per connection.
+    args = [cluster.bin("pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds)]
     for path, weight in scripts:
         args += ["-f", f"{path}@{weight}"]
     args += ["-h", "127.0.0.1", "-p", str(port), "-U", "geoserver", "geoserver"]
