@@ -78,6 +78,9 @@ class Layer:
     # True when the catalogue's feature_count is exact: a managed table, or a table published in place whose change
     # triggers keep it (a view has none, so its count is always asked of the database). Read with the catalogue.
     count_kept: bool = False
+    # True when a btree index leads with the id column (a primary key does): offsets skip through it. Read with
+    # the catalogue.
+    id_indexed: bool = False
     _by_name: Mapping[str, Field] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

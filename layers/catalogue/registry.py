@@ -85,7 +85,13 @@ class Registry:
             if row["xmin"] is not None:
                 bbox = (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
             layers.append(
-                Layer(**values, fields=tuple(fields.get(row["id"], ())), bbox=bbox, count_kept=bool(row["count_kept"]))
+                Layer(
+                    **values,
+                    fields=tuple(fields.get(row["id"], ())),
+                    bbox=bbox,
+                    count_kept=bool(row["count_kept"]),
+                    id_indexed=bool(row["id_indexed"]),
+                )
             )
         return cls(layers)
 
@@ -102,7 +108,11 @@ LAYERS_QUERY = render(
     sql.SQL(
         "SELECT {columns}, ST_XMin(extent) AS xmin, ST_YMin(extent) AS ymin, ST_XMax(extent) AS xmax, "
         "ST_YMax(extent) AS ymax, source_kind = {managed} OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = "
-        "to_regclass(format('%I.%I', table_schema, table_name)) AND tgname = {trigger}) AS count_kept "
+        "to_regclass(format('%I.%I', table_schema, table_name)) AND tgname = {trigger}) AS count_kept, "
+        "EXISTS (SELECT 1 FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid "
+        "AND a.attnum = i.indkey[0] JOIN pg_am AS m ON m.oid = (SELECT relam FROM pg_class WHERE oid = i.indexrelid) "
+        "WHERE i.indrelid = to_regclass(format('%I.%I', table_schema, table_name)) AND a.attname = id_column "
+        "AND m.amname = 'btree') AS id_indexed "
         "FROM {layers} WHERE deleted_at IS NULL ORDER BY id"
     ).format(
         columns=sql.SQL(", ").join(sql.Identifier(name) for name in RECORD_COLUMNS),

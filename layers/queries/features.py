@@ -141,11 +141,11 @@ def _start(layer: Layer, query: ItemsQuery, condition: sql.Composable, bind: Bin
     """Where the page starts: the page's WHERE condition and what OFFSET is left to skip.
 
     After a keyset (`next` links), the rows after the last id; for a plain offset on an unfiltered layer ordered by
-    id, the id at that offset read from the id's index alone (no row is fetched for the rows skipped)."""
+    an indexed id, the id at that offset read from the index alone (no row is fetched for the rows skipped)."""
     ident = sql.Identifier(layer.id_column)
     if query.after is not None:
         return sql.SQL("{} AND {} > {}").format(condition, ident, bind(query.after)), 0
-    if query.offset and query.keyset and not query.has_filters:
+    if query.offset and query.keyset and not query.has_filters and layer.id_indexed:
         first = sql.SQL("(SELECT {id} FROM {table} ORDER BY {id} OFFSET {offset} LIMIT 1)").format(
             id=ident, table=layer.table, offset=bind(query.offset)
         )
