@@ -15,7 +15,7 @@ Everything here is pure: no I/O, no clock reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -71,7 +71,9 @@ def status(schedule: Schedule, at: datetime) -> Status:
     """Open or closed at `at`, with the next closing time (when open) or the next opening time (when closed)."""
     start = _local(at)
     try:
-        horizon = start + timedelta(days=HORIZON_DAYS)
+        # Counted in absolute time, then read in local time: local arithmetic could land in the hour the clock
+        # skips in spring, which the library refuses.
+        horizon = (at.astimezone(UTC) + timedelta(days=HORIZON_DAYS)).astimezone(CITY_TIMEZONE)
     except OverflowError:  # the end of time: nothing opens or closes after it
         return Status(open_now(schedule, at), None, None)
     is_open = open_now(schedule, at)
@@ -94,7 +96,7 @@ def status_until(schedule: Schedule, at: datetime) -> tuple[Status, datetime | N
         return found, change
     horizon = timedelta(days=HORIZON_DAYS)
     try:
-        later = status(schedule, at + horizon)
+        later = status(schedule, at.astimezone(UTC) + horizon)
     except OverflowError:
         return found, None
     if later.open_now != found.open_now:  # a change exactly at the horizon's end

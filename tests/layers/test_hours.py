@@ -170,3 +170,11 @@ def test_the_near_me_status_cache_always_agrees_with_a_fresh_evaluation(minutes:
         at = start + timedelta(minutes=minute)
         schedule = parse_cached(text)
         assert schedule is not None and service.status(text, at) == status(schedule, at)
+
+
+def test_a_horizon_ending_in_the_skipped_spring_hour_is_read_in_absolute_time() -> None:
+    # 8 days after 02:00 on 2027-03-06 is 02:00 on 2027-03-14, an hour the clock skips in Calgary.
+    schedule = parse_cached("Mo-Fr 09:00-17:00")
+    assert schedule is not None
+    at = datetime(2027, 3, 6, 2, 0, tzinfo=ZoneInfo("America/Edmonton"))
+    assert status(schedule, at) == status(schedule, at + timedelta(seconds=1)) and not status(schedule, at).open_now
