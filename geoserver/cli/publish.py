@@ -24,7 +24,7 @@ def publish(
             "--optimize",
             help="Add a stored EPSG:3857 column (generated from the geometry) and its GiST index to each table, "
             "in the background with progress; tiles then need no transform. The table is locked while the "
-            "column is added (about a second per 100,000 rows).",
+            "column is added (8 s for a million points on a 2-core machine).",
         ),
     ] = False,
 ) -> None:
