@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +54,6 @@ class Replica:
     pool: AsyncConnectionPool
     replayed: int = 0
     in_rotation: bool = False
-    behind_since: float | None = None
 
 
 @dataclass
@@ -65,6 +65,9 @@ class Replicas:
     needed: dict[str, int] = field(default_factory=dict)
     floor: int = 0  # what every read needs (set when changes may have been missed)
     _next: int = 0
+    # The primary's WAL positions as the monitor saw them, with when: a replica's lag is how long ago the primary
+    # first had WAL the replica has not replayed yet.
+    _history: deque[tuple[float, int]] = field(default_factory=deque)
 
     def require(self, layer_ids: Iterable[str], lsn: int) -> None:
         """Reads of these layers need a database that has replayed up to `lsn`."""
@@ -103,26 +106,34 @@ class Replicas:
         try:
             while True:
                 primary = await _position(connections, "primary", primary_url, _WRITTEN)
+                self._remember(primary)
                 for replica in self.members:
                     replayed = await _position(connections, replica.name, replica.url, _REPLAYED)
-                    self._judge(replica, replayed, primary)
+                    self._judge(replica, replayed)
                 await asyncio.sleep(MONITOR_EVERY_S)
         finally:
             for conn in connections.values():
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    def _judge(self, replica: Replica, replayed: int | None, primary: int | None) -> None:
+    def _remember(self, primary: int | None) -> None:
+        now = time.monotonic()
+        if primary is not None and (not self._history or primary > self._history[-1][1]):
+            self._history.append((now, primary))
+        while len(self._history) > 1 and now - self._history[1][0] > 2 * self.max_lag_s:
+            self._history.popleft()
+
+    def lag_s(self, replayed: int) -> float:
+        """How long ago the primary first had WAL beyond `replayed` (0 when the replica has all the monitor saw)."""
+        first_ahead = next((at for at, lsn in self._history if lsn > replayed), None)
+        return 0.0 if first_ahead is None else time.monotonic() - first_ahead
+
+    def _judge(self, replica: Replica, replayed: int | None) -> None:
         if replayed is None:
             self.left(replica, "unreachable")
             return
         replica.replayed = replayed
-        if primary is None or replayed >= primary:
-            replica.behind_since = None
-        elif replica.behind_since is None:
-            replica.behind_since = time.monotonic()
-        lagging = replica.behind_since is not None and time.monotonic() - replica.behind_since > self.max_lag_s
-        if lagging:
+        if self.lag_s(replayed) > self.max_lag_s:
             self.left(replica, f"more than {self.max_lag_s:g} s behind the primary")
         elif not replica.in_rotation:
             log.info("replica %s in rotation", replica.name)
