@@ -59,7 +59,8 @@ def stack() -> Iterator[Stack]:
         publish(url, manifest(CREW, ["id", "name"], id_field="id", visibility="group:crew"),
                 file=write_geojson(folder / "c.geojson", private))  # fmt: skip
         with StreamingReplica(primary, make_shared_dir("geoserver-replica-"), delay_ms=DELAY_MS) as replica:
-            settings = {"read_database_urls": replica.url, "log_level": "warning"}
+            secret = "flood-day-cursor-secret-0123456789abcdef"  # the same on every instance behind one address
+            settings = {"read_database_urls": replica.url, "log_level": "warning", "cursor_secret": secret}
             a = ServerProcess(url, make_shared_dir("geoserver-scale-a-"), **settings)
             b = ServerProcess(url, make_shared_dir("geoserver-scale-b-"), **settings)
             varnish = Varnish(make_shared_dir("geoserver-varnish-"), [a.port, b.port])
@@ -148,3 +149,36 @@ def test_varnish_never_gives_a_non_public_tile_to_anyone_else(stack: Stack) -> N
     for _ in range(3):
         anonymous = httpx.get(stack.varnish.url + path)
         assert anonymous.status_code == 404 and b"crew staging area" not in anonymous.content
+
+
+def test_public_answers_tell_shared_caches_how_long_and_what_they_hold(stack: Stack) -> None:
+    tile = httpx.get(stack.a.url + _tile_path(SHELTERS))
+    assert "s-maxage=" in tile.headers["cache-control"] and tile.headers["cache-control"].startswith("public")
+    keys = tile.headers["surrogate-key"].split()
+    assert "layer/flood%20shelters" in keys and any(k.startswith(f"tile/flood%20shelters/{Z}/") for k in keys)
+    items = httpx.get(f"{stack.a.url}/collections/flood%20shelters/items")
+    assert set(items.headers["surrogate-key"].split()) == {"items/flood%20shelters", "layer/flood%20shelters"}
+    private = httpx.get(stack.a.url + _tile_path(CREW), headers={"Authorization": f"Bearer {stack.crew}"})
+    assert "surrogate-key" not in private.headers and "s-maxage" not in private.headers["cache-control"]
+
+
+def test_a_near_me_cursor_from_one_instance_pages_on_the_other(stack: Stack) -> None:
+    query: dict[str, str | float] = {"lon": SHELTER[0], "lat": SHELTER[1], "layers": SHELTERS, "limit": 2}
+    first = httpx.get(f"{stack.a.url}/nearby", params=query).json()
+    following = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    second = httpx.get(following.replace(stack.a.url, stack.b.url))
+    assert second.status_code == 200 and second.json()["numberReturned"] == 2
+
+
+def test_a_replica_that_goes_away_leaves_the_rotation_and_comes_back(stack: Stack) -> None:
+    stack.replica.stop()
+    try:
+        deadline = time.monotonic() + 15
+        while _replicas_ready(stack.a):
+            assert time.monotonic() < deadline, "the stopped replica stayed in rotation"
+            time.sleep(0.1)
+        for _ in range(5):  # anonymous reads go on, from the primary
+            assert httpx.get(f"{stack.a.url}/collections/flood%20shelters/items/1").status_code == 200
+    finally:
+        stack.replica.start()
+    _wait_for_replicas(stack.a, stack.b)

@@ -63,9 +63,14 @@ class StreamingReplica:
                 f"port = {self.port}\nunix_socket_directories = '{self.socket_dir}'\nlisten_addresses = ''\n"
                 f"hot_standby = on\nrecovery_min_apply_delay = '{self.delay_ms}ms'\n"
             )
-        _as_postgres([self.bin("pg_ctl"), "start", "-D", str(self.pgdata), "-w", "-l", str(self.root / "log")],
-                     timeout=120)  # fmt: skip
+        self.start()
         return self
+
+    def stop(self) -> None:
+        _as_postgres([self.bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "fast", "-w"], check=False)
+
+    def start(self) -> None:
+        _as_postgres([self.bin("pg_ctl"), "start", "-D", str(self.pgdata), "-w", "-l", str(self.root / "log")])
 
     def __exit__(self, *exc: object) -> None:
         _as_postgres([self.bin("pg_ctl"), "stop", "-D", str(self.pgdata), "-m", "immediate", "-w"], check=False)
