@@ -26,6 +26,7 @@ from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
 from geoserver.routes import web as web_routes
 from geoserver.settings import Settings
+from geoserver.sharedcache import Purger, SettleWrites, SharedMaxAge
 from geoserver.state import AppState, running
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
@@ -61,6 +62,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         ),
         heavy=HeavySlots(settings.heavy_per_client, trusted),
         trusted_proxies=trusted,
+        purger=Purger(settings.cache_purge_urls.split(","), settings.cache_purge_method, settings.cache_purge_header),
     )
 
     @asynccontextmanager
@@ -88,8 +90,11 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
 
 
 def _middleware(app: FastAPI, state: AppState, metrics: Metrics) -> None:
-    """The middleware stack, innermost first: metrics, JSON errors, rate limits, CSP, CORS, cancellation, URL limit."""
+    """The middleware stack, innermost first: writes settled, s-maxage, metrics, JSON errors, rate limits, CSP, CORS,
+    cancellation, URL limit."""
     settings = state.settings
+    app.add_middleware(SettleWrites)
+    app.add_middleware(SharedMaxAge, seconds=settings.shared_max_age_s)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     errors.install(app)

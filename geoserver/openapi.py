@@ -64,6 +64,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "offset", "Skip this many features (the `next` link does it for you).",
         {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
     ),
+    "cursor": _query(
+        "cursor", "Opaque cursor from a `next` link (the page after the previous one's last feature, by id); "
+        "instead of offset, with the other parameters unchanged.", {"type": "string"},
+    ),
     "bbox": _query(
         "bbox", "Features intersecting this box: minx,miny,maxx,maxy (or 6 numbers with heights), in bbox-crs.",
         {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}, style="form", explode=False,
@@ -145,7 +149,7 @@ SEARCH_PARAMETERS: list[dict[str, Any]] = [
 ]  # fmt: skip
 ITEMS_PARAMETERS = [
     "collectionId", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
-    "sortby", "near", "radius", "properties", "skipGeometry", "f", "lang",
+    "sortby", "near", "radius", "properties", "skipGeometry", "cursor", "f", "lang",
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ refuses private and unknown names alike.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from layers.limits import (
 from layers.open311.reads import MAX_IDS, RequestQuery
 from layers.queries import cql
 from layers.queries import crs as crs_mod
+from layers.queries.cursor import CursorSigner, fingerprint, valid_id
 from layers.queries.items import DISTANCE, ItemsQuery, Near, SortKey
 from layers.queries.search import SearchQuery
 from layers.queries.times import Interval, parse_date, parse_instant, parse_interval, parse_timestamp
@@ -39,7 +41,7 @@ from layers.queries.times import Interval, parse_date, parse_instant, parse_inte
 # Parameters of the items endpoint; any other name must be a public field (a `property=value` filter).
 ITEMS_PARAMETERS = frozenset(
     {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
-     "sortby", "near", "radius", "properties", "skipGeometry"}
+     "sortby", "near", "radius", "properties", "skipGeometry", "cursor"}
 )  # fmt: skip
 _INTEGER = re.compile(r"[+-]?\d{1,19}")
 
@@ -175,6 +177,28 @@ def parse_items(layer: Layer, values: dict[str, str]) -> ItemsQuery:
         select=parse_select(layer, values.get("properties")),
         skip_geometry=boolean(values.get("skipGeometry"), parameter="skipGeometry"),
     )
+
+
+# Parameters that do not change which features match or their order: a next link's cursor survives them.
+_NOT_IN_CURSOR = frozenset({"cursor", "offset", "limit", "f", "lang"})
+
+
+def items_fingerprint(layer: Layer, values: dict[str, str]) -> str:
+    """What an items cursor is bound to: the layer and every parameter that decides the features and their order."""
+    return fingerprint([layer.id, sorted((k, v) for k, v in values.items() if k not in _NOT_IN_CURSOR)])
+
+
+def items_cursor(layer: Layer, query: ItemsQuery, values: dict[str, str], cursors: CursorSigner) -> ItemsQuery:
+    """`cursor` of a next link: the page after the previous page's last id (keyset), in the same search."""
+    if "cursor" not in values:
+        return query
+    if "offset" in values:
+        raise InvalidParameter("give either offset or cursor, not both", parameter="cursor")
+    offset, after = cursors.decode_values(values["cursor"], items_fingerprint(layer, values), 2)
+    if not (query.keyset and isinstance(offset, int) and offset >= 0 and valid_id(after)):
+        raise InvalidParameter("invalid cursor: ask for the first page again", parameter="cursor")
+    # The offset travels along only to number the pages (prev links); the keyset decides where the page starts.
+    return dataclasses.replace(query, offset=offset, after=after)
 
 
 def parse_select(layer: Layer, value: str | None) -> tuple[str, ...] | None:

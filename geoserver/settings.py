@@ -83,6 +83,20 @@ class Settings(BaseSettings):
         default=30, ge=1, description="Requests one client address may submit per hour, whatever the key."
     )
 
+    read_database_urls: str = Field(
+        default="",
+        description="Comma-separated URLs of streaming replicas: anonymous map reads go there once they have "
+        "replayed the changes those reads depend on.",
+    )
+    replica_max_lag_s: float = Field(default=10.0, gt=0, description="A replica this far behind leaves the rotation.")
+    cache_purge_urls: str = Field(
+        default="", description="Comma-separated URLs of caching proxies or CDN purge endpoints, told of changes."
+    )
+    cache_purge_method: str = Field(default="PURGE", description="HTTP method of purge requests (Fastly: POST).")
+    cache_purge_header: str = Field(default="", description="One extra `Name: value` header for purge requests.")
+    shared_max_age_s: int = Field(
+        default=60, ge=0, description="s-maxage of public answers: how long shared caches may keep them."
+    )
     rate_limit: str = Field(
         default="100/second;3000/minute",
         description="Requests per client address, as `N/second;M/minute` (empty: no limit). 429 above.",

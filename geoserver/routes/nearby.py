@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -23,6 +22,7 @@ from layers.limits import (
     NEARBY_DEFAULT_LIMIT,
     NEARBY_MAX_LIMIT,
 )
+from layers.queries import nearby_json
 from layers.queries.nearby import SERVICE_AREA_RULE, Hit, NearbyQuery, search_fingerprint, serving_layers
 from layers.queries.times import EARLIEST_YEAR, LATEST_YEAR, iso, parse_instant
 
@@ -99,7 +99,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     bound_to = search_fingerprint(q, [layer.id for layer in chosen])
     if "cursor" in values:
         q = q.after_key(state.cursors.decode(values["cursor"], bound_to))
-    async with state.db.connection() as conn:
+    async with state.db.read([layer.id for layer in chosen], anonymous=principal.is_anonymous) as conn:
         page = await state.nearby.search(conn, chosen, q)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if page.next_key is not None:
@@ -133,8 +133,9 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     params.check_known(values, HERE_PARAMETERS)
     lon, lat = _point(values)
     now = datetime.now(UTC)
-    async with state.db.connection() as conn:
-        found = await state.nearby.here(conn, state.registry.visible(principal), lon, lat, now)
+    visible = state.registry.visible(principal)
+    async with state.db.read([layer.id for layer in visible], anonymous=principal.is_anonymous) as conn:
+        found = await state.nearby.here(conn, visible, lon, lat, now)
     features = [
         {
             "type": "Feature",
@@ -155,17 +156,6 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     return Response(orjson.dumps(body), media_type=GEOJSON, headers=_HEADERS)
 
 
-def _feature(hit: Hit) -> dict[str, Any]:
-    """A hit as a GeoJSON feature: public fields, then what the search adds."""
-    props = dict(hit.properties)
-    props["layer"] = hit.layer
-    props["distance_m"] = round(hit.distance_m, 2)
-    props["bearing_deg"] = hit.bearing_deg
-    if hit.has_hours:
-        status = hit.hours
-        props["open_now"] = status.open_now if status else None
-        props["opens_at"] = iso(status.opens_at) if status and status.opens_at else None
-        props["closes_at"] = iso(status.closes_at) if status and status.closes_at else None
-    if hit.happening_now is not None:
-        props["happening_now"] = hit.happening_now
-    return {"type": "Feature", "id": hit.id, "geometry": orjson.Fragment(hit.geometry), "properties": props}
+def _feature(hit: Hit) -> orjson.Fragment:
+    """A hit as a GeoJSON feature (public fields, then what the search adds), already encoded."""
+    return orjson.Fragment(nearby_json.feature(hit))

@@ -42,7 +42,7 @@ async def search(request: Request, state: StateDep) -> Response:
     q = params.parse_search(values)
     lang = i18n.negotiate_map(values.get("lang"), request.headers.get("accept-language"))
     layers = {layer.id: layer for layer in state.registry.visible(ANONYMOUS)}
-    async with state.db.connection() as conn:
+    async with state.db.read(list(layers), anonymous=True) as conn:  # public layers only, whoever asks
         found = await state.search.search(conn, list(layers.values()), q)
     features = [_feature(item, layers[item.layer], lang) for item in found]
     body = {

@@ -25,15 +25,19 @@ def overlay_serves_people(category: str) -> bool:
 
 
 class Translated(BaseModel):
-    """A text in each supported language."""
+    """A text in English and, when the City has one, in French (asked for, not required: English stands in)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     en: str = Field(min_length=1)
-    fr: str = Field(min_length=1)
+    fr: str | None = Field(default=None, min_length=1)
 
     def get(self, lang: str) -> str:
-        """The text in `lang`, English when that language is unknown."""
-        return self.fr if lang == "fr" else self.en
+        """The text in `lang`, English when that language is unknown or missing."""
+        return self.fr if lang == "fr" and self.fr else self.en
+
+    def stored(self) -> dict[str, str]:
+        """The languages given, as the catalogue keeps them (a missing translation is absent, not null)."""
+        return {lang: text for lang, text in (("en", self.en), ("fr", self.fr)) if text}
 
 
 class License(BaseModel):
@@ -164,6 +168,11 @@ class LayerManifest(BaseModel):
         if self.community and self.group is None:
             raise ValueError("a community overlay needs its owner group")
         return self
+
+    @property
+    def missing_translations(self) -> tuple[str, ...]:
+        """The texts with no French version (`title`, `description`), for which English is used."""
+        return tuple(name for name, text in (("title", self.title), ("description", self.description)) if not text.fr)
 
     @property
     def group(self) -> str | None:
