@@ -18,12 +18,13 @@ from geoserver.bodies import read_form
 from geoserver.database import Workload
 from geoserver.georeport import GeoReportRoute, answer, check_format, path_error
 from geoserver.responses import PRIVATE, base_url, pick_language
+from geoserver.sharedcache import keys_for
 from geoserver.state import AppState, StateDep
 from layers.access import tokens
 from layers.errors import Forbidden, InvalidParameter, NotFound
 from layers.open311 import reads, stats, status, store
 from layers.open311.catalogue import Service, ServiceCatalogue
-from layers.open311.places import requests_layer
+from layers.open311.places import RequestsLayer, requests_layer
 from layers.open311.submission import check_submission, raise_jurisdiction
 
 router = APIRouter(tags=["open311"], route_class=GeoReportRoute)
@@ -56,6 +57,13 @@ async def discovery(request: Request, state: StateDep, fmt: str) -> Response:
     body = {"changeset": catalogue.changeset, "contact": catalogue.contact.get(lang),
             "key_service": catalogue.key_service.get(lang), "endpoints": [endpoint]}  # fmt: skip
     return answer(fmt, "discovery", body, headers=PUBLIC)
+
+
+def _layer_keys(where: RequestsLayer) -> dict[str, str]:
+    """Answers made from the requests layer stay in shared caches until it changes (a submission, a status change,
+    an edit): every instance purges the layer's `items/` key then. Without this, the path's `catalogue` key would
+    keep them until a catalogue reload."""
+    return {"Surrogate-Key": " ".join(keys_for("items", [where.layer.id]))}
 
 
 def _service(service: Service, lang: str) -> dict[str, Any]:
@@ -118,7 +126,9 @@ async def _requests(
         found = await reads.find_requests(conn, catalogue, where, query, lang)
     if one and not found:
         raise NotFound("service_request_id was not found", parameter="service_request_id")
-    return answer(fmt, "service_requests", found, headers=STAFF if query.exact else REQUESTS_PUBLIC)
+    return answer(
+        fmt, "service_requests", found, headers=STAFF if query.exact else REQUESTS_PUBLIC | _layer_keys(where)
+    )
 
 
 @router.post(V2 + "/requests.{fmt}")
@@ -212,7 +222,7 @@ async def measures(request: Request, state: StateDep) -> Response:
                "suppressed_cells": found.suppressed_cells}  # fmt: skip
         body, media_type = orjson.dumps(doc), "application/json"
     etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-    headers = {**PUBLIC, "ETag": etag}
+    headers = {**PUBLIC, **_layer_keys(where), "ETag": etag}
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type=media_type, headers=headers)
