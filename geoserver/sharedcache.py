@@ -9,6 +9,7 @@ instance purges exactly the keys it touched, by sending each configured purge UR
 Keys (layer ids percent-encoded, so a key never holds a space):
 - `layer/<id>`: everything made from the layer (purged when it is reloaded, unpublished or its metadata changes);
 - `tile/<id>/<z>/<x>/<y>`: its tile at this address (purged when an edit touches the tile);
+- `tiles/<id>`: all its tiles (purged when an edit's extent spans too many tiles to name);
 - `items/<id>`, `download/<id>`, `meta/<id>`: its pages of items, its download files, its documents (purged on edits);
 - `catalogue`: answers about every layer (the list of collections, the DCAT catalogue; purged on any reload).
 """
@@ -31,6 +32,7 @@ PURGE_TIMEOUT_S = 2.0
 # A change's extent is widened by this share of a tile at each zoom: tiles draw features a little beyond their edges.
 TILE_MARGIN = 64 / 4096
 MAX_KEYS_PER_REQUEST = 256
+MAX_EDIT_TILES = 200  # beyond this many touched tiles, an edit purges all the layer's tiles
 CATALOGUE_KEY = "catalogue"  # answers about every layer: the list of collections, the catalogue, styles
 
 
@@ -48,24 +50,34 @@ def keys_for(kind: str, layer_ids: Iterable[str]) -> list[str]:
 
 
 def tile_keys(layer_ids: Iterable[str], tile: TileXYZ) -> list[str]:
-    """The keys of one (composite) tile: the tile of each layer, and each layer."""
+    """The keys of one (composite) tile: the tile of each layer, all tiles of each layer, and each layer."""
     return [
         key
         for layer_id in layer_ids
-        for key in (f"tile/{_id(layer_id)}/{tile.z}/{tile.x}/{tile.y}", layer_key(layer_id))
+        for key in (f"tile/{_id(layer_id)}/{tile.z}/{tile.x}/{tile.y}", f"tiles/{_id(layer_id)}", layer_key(layer_id))
     ]
 
 
 def edit_keys(layer_id: str, bbox: Sequence[float], zooms: range) -> list[str]:
-    """What an edit inside `bbox` (lon/lat) makes stale: the touched tiles at every zoom, and the non-tile answers."""
+    """What an edit inside `bbox` (lon/lat) makes stale: the touched tiles at every zoom, and the non-tile answers.
+
+    An extent that touches more than MAX_EDIT_TILES tiles in all purges all the layer's tiles (`tiles/<id>`) instead.
+    """
     tms = get_tms("WebMercatorQuad")
     west, south, east, north = bbox
     keys = [f"{kind}/{_id(layer_id)}" for kind in ("items", "download", "meta")]
+    tiles: list[str] = []
     for z in zooms:
         margin = 360 / 2**z * TILE_MARGIN  # degrees of longitude; latitude margins at Calgary's scale are similar
-        box = (west - margin, max(south - margin, -85), east + margin, min(north + margin, 85))
-        keys += [f"tile/{_id(layer_id)}/{z}/{t.x}/{t.y}" for t in tms.tiles(*box, zooms=[z])]
-    return keys
+        box = (max(west - margin, -180), max(south - margin, -85), min(east + margin, 180), min(north + margin, 85))
+        first, last = tms.tile(box[0], box[3], z), tms.tile(box[2], box[1], z)
+        count = (last.x - first.x + 1) * (last.y - first.y + 1)
+        if len(tiles) + count > MAX_EDIT_TILES:
+            return [*keys, f"tiles/{_id(layer_id)}"]
+        tiles += [
+            f"tile/{_id(layer_id)}/{z}/{x}/{y}" for x in range(first.x, last.x + 1) for y in range(first.y, last.y + 1)
+        ]
+    return keys + tiles
 
 
 class Purger:

@@ -145,7 +145,8 @@ class AppState:
             if isinstance(delta, int):
                 self._registry.count_changed(layer, delta)
             log.debug("edit in %s: %d cached tiles dropped", layer, dropped)
-            await self.purger.purge(edit_keys(layer, bbox, range(MAX_ZOOM + 1)))  # type: ignore[arg-type]
+            if self.purger.enabled:
+                await self.purger.purge(edit_keys(layer, bbox, self._zooms(layer)))  # type: ignore[arg-type]
             self.feed.tick()  # after the tiles went: a subscriber that hears of the change reads fresh tiles
             return
         if isinstance(layer, str):
@@ -155,9 +156,15 @@ class AppState:
             self.tile_cache.clear()
             self.downloads.clear()
         await self.reload_registry()
-        layers = [layer] if isinstance(layer, str) else [one.id for one in self._registry.all_layers()]
-        await self.purger.purge([CATALOGUE_KEY, *(layer_key(one) for one in layers)])
+        if self.purger.enabled:
+            layers = [layer] if isinstance(layer, str) else [one.id for one in self._registry.all_layers()]
+            await self.purger.purge([CATALOGUE_KEY, *(layer_key(one) for one in layers)])
         self.feed.tick()
+
+    def _zooms(self, layer_id: str) -> range:
+        """The zooms the layer has tiles at (all of them if it is not in the catalogue any more)."""
+        layer = next((one for one in self._registry.all_layers() if one.id == layer_id), None)
+        return range(layer.min_zoom, layer.max_zoom + 1) if layer is not None else range(MAX_ZOOM + 1)
 
     async def _require_replay(self, layer: str | None) -> None:
         """Reads of the layer (of every layer without one) need a database at the primary's WAL position now."""

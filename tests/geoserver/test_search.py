@@ -50,7 +50,7 @@ def test_every_word_of_the_query_is_in_each_result(client: TestClient) -> None:
     response = search(client, q="community HALL", limit=50)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/geo+json"
-    assert response.headers["cache-control"] == "public, max-age=60"
+    assert response.headers["cache-control"] == "public, max-age=60, s-maxage=60"
     body = response.json()
     assert body["type"] == "FeatureCollection" and body["numberReturned"] == len(body["features"]) > 8
     titles = {"facilities": "Facilities (demo data)", "events": "Events (demo data)"}

@@ -4,34 +4,20 @@
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-from geoserver.cluster import EmbeddedCluster, database_url, find_pg_binaries
+from geoserver.cluster import EmbeddedCluster, cluster_owner, database_url, find_pg_binaries, run_as_owner
 from tests.support.cluster import die_with_parent
-from tests.support.servers import free_port
+from tests.support.servers import free_port, stop_process, wait_ready
 
 VCL = Path(__file__).resolve().parents[2] / "docs" / "scaling" / "geoserver.vcl"
 
 
-def _as_postgres(args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    return subprocess.run(  # noqa: S603 - PostgreSQL's own programs
-        args,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=timeout,
-        user=owner.pw_uid if owner else None,
-        group=owner.pw_gid if owner else None,
-        extra_groups=[] if owner else None,
-    )
+def _as_postgres(args: list[str], *, check: bool = True, timeout: float = 120) -> None:
+    run_as_owner(args, check=check, timeout=timeout)
 
 
 class StreamingReplica:
@@ -46,7 +32,7 @@ class StreamingReplica:
         self.bin = find_pg_binaries()
 
     def __enter__(self) -> StreamingReplica:
-        owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+        owner = cluster_owner()
         for folder, mode in ((self.root, 0o755), (self.socket_dir, 0o775)):
             folder.mkdir(parents=True, exist_ok=True)
             os.chmod(folder, mode)
@@ -97,30 +83,18 @@ class Varnish:
         self.vcl.write_text(vcl)
 
     def __enter__(self) -> Varnish:
-        import urllib.request
-
         self.process = subprocess.Popen(  # noqa: S603 - Debian's varnishd
             ["varnishd", "-F", "-a", f"127.0.0.1:{self.port}", "-f", str(self.vcl), "-n", str(self.root / "work"),
              "-s", "malloc,128m", "-T", "none"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=die_with_parent,
         )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"varnishd exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.2)
-        raise AssertionError("varnishd did not start")
+        if not wait_ready(f"{self.url}/health", 60, alive=lambda: self.process.poll() is None):
+            errors = self.process.stderr.read().decode()[-2000:] if self.process.poll() is not None else ""  # type: ignore[union-attr]
+            self.__exit__()
+            raise AssertionError(f"varnishd did not start: {errors}")
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(20)
+        stop_process(self.process, 20)
         if self.process.stderr is not None:
             self.process.stderr.close()
