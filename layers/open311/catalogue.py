@@ -24,12 +24,18 @@ Datatype = Literal["string", "number", "datetime", "text", "singlevaluelist", "m
 LISTS = ("singlevaluelist", "multivaluelist")
 
 
+class Bilingual(Translated):
+    """Residents read a service's words in English or French: unlike a layer's, the 311 catalogue gives both."""
+
+    fr: str = Field(min_length=1)
+
+
 class Value(BaseModel):
     """One choice of a list attribute."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     key: str = Field(pattern=CODE.pattern)
-    name: Translated
+    name: Bilingual
 
 
 class Attribute(BaseModel):
@@ -40,8 +46,8 @@ class Attribute(BaseModel):
     datatype: Datatype
     required: bool = False
     variable: bool = True  # false: shown to the resident as information, never answered
-    description: Translated
-    datatype_description: Translated | None = None
+    description: Bilingual
+    datatype_description: Bilingual | None = None
     values: tuple[Value, ...] = ()
 
     @model_validator(mode="after")
@@ -65,8 +71,8 @@ class Service(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     code: str = Field(pattern=CODE.pattern)
-    name: Translated
-    description: Translated
+    name: Bilingual
+    description: Bilingual
     group: str
     keywords: tuple[str, ...] = ()
     department: str
@@ -75,7 +81,7 @@ class Service(BaseModel):
     location: Literal["exact", "block"] = "exact"
     publish_description: bool = False
     publish_media: bool = False
-    service_notice: Translated | None = None
+    service_notice: Bilingual | None = None
     attributes: tuple[Attribute, ...] = ()
 
     @field_validator("attributes")
@@ -104,8 +110,8 @@ class ServiceCatalogue(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     jurisdiction_id: str
     changeset: str
-    contact: Translated
-    key_service: Translated
+    contact: Bilingual
+    key_service: Bilingual
     requests_layer: str
     status_field: str = "status"
     wards: Wards
