@@ -1,4 +1,4 @@
-"""The `geoserver` command line: serve, migrate, load, demo, seed, layers, groups, tokens, cluster."""
+"""The `geoserver` command line: serve, migrate, load, demo, seed, layers, groups, tokens, export, cluster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 # Each module registers its commands; `--help` lists them in this order.
 # isort: off
-from geoserver.cli import serve, data, catalogue, access, cluster  # noqa: F401
+from geoserver.cli import serve, data, catalogue, access, export, cluster  # noqa: F401
 
 # isort: on
 from geoserver.cli.common import app
