@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ import pytest
 from tests.support.cli import geoserver
 from tests.support.layers import one_row
 from tests.support.servers import LiveServer
-from tests.support.static import StaticServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "lib"))
+from rangeserver import StaticServer  # noqa: E402 - scripts/serve-static's server, as the README tells to use
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPLIBRE = ROOT / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.js"

@@ -1,7 +1,7 @@
-"""A plain static file server on loopback, as object storage or a CDN serves files: whole, or one byte range (206).
+"""A plain static file server, as object storage or a CDN serves files: whole, or one byte range (206).
 
 Python's own http.server answers every request whole; PMTiles readers ask for byte ranges, so single ranges are added
-here. Every request is recorded (path, Range header, status) for the tests to look at.
+here. Every request is recorded (path, Range header, status). Used by `scripts/serve-static` and by the tests.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-from tests.support.servers import free_port
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
@@ -65,14 +63,19 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
 
 class StaticServer:
-    """Serve a folder on 127.0.0.1 from a thread of the test process, for as long as the `with` block lasts."""
+    """Serve a folder (port 0: any free one), in a thread for as long as the `with` block lasts, or `forever()`."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.seen = Seen()
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         handler = partial(_RangeHandler, directory=str(folder), seen=self.seen)
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+
+    def forever(self) -> None:
+        """Serve until interrupted."""
+        with self.server:
+            self.server.serve_forever()
 
     def __enter__(self) -> StaticServer:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
