@@ -1,11 +1,12 @@
 """Static hosting: the public tiles of some layers written to a PMTiles v3 archive, for object storage or a CDN.
 
-Every tile is built by the server's own path (`tiles.service.get_tile` over `TileSources`), so the archive holds the
-bytes `GET /tiles/{layers}/{z}/{x}/{y}.pbf` answers with `Accept-Encoding: gzip`: the same composite, the same
-zoom ranges, the same gzip. Empty tiles (the server's 204s) are left out. Tiles are visited zoom by zoom along the
-archive's Hilbert order, a few built at once on a small pool, and streamed to the `pmtiles` writer, so memory stays
-bounded whatever the zoom range; the archive is written beside its destination and renamed into place only when
-it is complete.
+Every tile is built by the server's own path (`tiles.service.get_tile` over `TileSources`), so the archive holds what
+`GET /tiles/{layers}/{z}/{x}/{y}.pbf` answers with `Accept-Encoding: gzip`: the same composite, the same zoom ranges,
+the same gzip (byte for byte whenever PostgreSQL returns each layer's rows in the same order, which a query without
+ORDER BY does not promise, between two of the server's own builds either). Empty tiles (the server's 204s) are left
+out. Tiles are visited zoom by zoom along the archive's Hilbert order, a few built at once on a small pool, and
+streamed to the `pmtiles` writer, so memory stays bounded whatever the zoom range; the archive is written beside its
+destination and renamed into place only when it is complete.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _header(plan: ExportPlan, report: ExportReport) -> dict[str, Any]:
     assert report.min_zoom is not None and report.max_zoom is not None
     return {
         "tile_type": TileType.MVT,
-        "tile_compression": Compression.GZIP,  # what the server sends a client that accepts gzip, byte for byte
+        "tile_compression": Compression.GZIP,  # stored as the server sends tiles to a client that accepts gzip
         "min_lon_e7": round(west * 1e7),
         "min_lat_e7": round(south * 1e7),
         "max_lon_e7": round(east * 1e7),
