@@ -9,8 +9,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from geoserver import errors, openapi
+from geoserver import csp, errors, openapi
 from geoserver.clients import HeavySlots, RateLimitMiddleware, parse_networks
+from geoserver.csp import ContentSecurityPolicyMiddleware
 from geoserver.database import Database
 from geoserver.disconnects import CancelOnDisconnect
 from geoserver.httpserver import UrlLimit
@@ -19,9 +20,12 @@ from geoserver.metrics import Metrics, MetricsMiddleware
 from geoserver.routes import catalog, changes, collections, edits, features, groups, health, history, landing, overlays
 from geoserver.routes import metrics as metrics_routes
 from geoserver.routes import nearby as nearby_routes
+from geoserver.routes import search as search_routes
 from geoserver.routes import styles as styles_routes
 from geoserver.routes import tiles as tiles_routes
+from geoserver.routes import web as web_routes
 from geoserver.settings import Settings
+from geoserver.sharedcache import Purger, SettleWrites, SharedMaxAge
 from geoserver.state import AppState, running
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
@@ -29,7 +33,7 @@ from tiles.cache import TileCache
 
 # Route modules, in the order their paths are matched (fixed paths before templated ones of the same shape).
 ROUTES = (landing, collections, features, edits, history, changes, catalog, groups, overlays, health, nearby_routes,
-          tiles_routes, styles_routes, metrics_routes)  # fmt: skip
+          search_routes, tiles_routes, styles_routes, metrics_routes, web_routes)  # fmt: skip
 
 
 def app_from_environment() -> FastAPI:
@@ -55,6 +59,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
             timeout_s=settings.download_build_timeout_s,
         ),
         heavy=HeavySlots(settings.heavy_per_client, parse_networks(settings.trusted_proxies)),
+        purger=Purger(settings.cache_purge_urls.split(","), settings.cache_purge_method, settings.cache_purge_header),
     )
 
     @asynccontextmanager
@@ -69,6 +74,9 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
         title="City location services",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load their scripts from a public CDN: /docs is served from here instead.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.geoserver = state
     _middleware(app, settings, Metrics(state.tile_cache))
@@ -79,7 +87,10 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
 
 
 def _middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
-    """The middleware stack, innermost first: metrics, JSON errors, rate limits, CORS, cancellation, URL limit."""
+    """The middleware stack, innermost first: writes settled, s-maxage, metrics, JSON errors, rate limits, CSP, CORS,
+    cancellation, URL limit."""
+    app.add_middleware(SettleWrites)
+    app.add_middleware(SharedMaxAge, seconds=settings.shared_max_age_s)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     errors.install(app)
@@ -89,6 +100,7 @@ def _middleware(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
         trusted=parse_networks(settings.trusted_proxies),
         loopback=settings.rate_limit_loopback,
     )
+    app.add_middleware(ContentSecurityPolicyMiddleware, policy_text=csp.policy(settings.basemap_style_url))
     # Open data: any web page may read it. Credentials travel as bearer tokens, never cookies.
     app.add_middleware(
         CORSMiddleware,

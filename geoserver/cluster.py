@@ -102,6 +102,44 @@ def database_url(socket_dir: Path, port: int) -> str:
     return f"postgresql://{SUPERUSER}@/{DATABASE}?host={quote(str(socket_dir), safe='')}&port={port}"
 
 
+def cluster_owner() -> pwd.struct_passwd | None:
+    """The `postgres` user when we are root (PostgreSQL refuses root), else None (ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise ClusterError("running as root needs the 'postgres' system user (apt-get install postgresql)") from exc
+
+
+def run_as_owner(
+    args: list[str], *, cwd: Path | None = None, check: bool = True, timeout: float = START_TIMEOUT_S
+) -> subprocess.CompletedProcess[str]:
+    """Run one of PostgreSQL's programs as the clusters' owner, in a session of its own; ClusterError if it fails."""
+    owner = cluster_owner()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(LC_ALL="C.UTF-8", LANG="C.UTF-8")
+    if owner is not None:
+        env.update(HOME=owner.pw_dir, USER=owner.pw_name, LOGNAME=owner.pw_name)
+    result = subprocess.run(  # noqa: S603 - fixed programs, arguments we built
+        args,
+        env=env,
+        cwd=str(cwd) if cwd else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        # A new session: Ctrl-C in the terminal reaches us, and we stop the cluster in order.
+        start_new_session=True,
+        user=owner.pw_uid if owner else None,
+        group=owner.pw_gid if owner else None,
+        extra_groups=[] if owner else None,
+    )
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+        raise ClusterError(f"{Path(args[0]).name} failed: {' '.join(detail)}")
+    return result
+
+
 class EmbeddedCluster:
     """A PostgreSQL cluster living in `<data_dir>/pg`, started on demand and stopped by whoever started it."""
 
@@ -134,39 +172,12 @@ class EmbeddedCluster:
     # -- running programs as the cluster's owner ------------------------------------------------------------
     @staticmethod
     def _owner() -> pwd.struct_passwd | None:
-        """The `postgres` user when we are root (PostgreSQL refuses root), else None (ourselves)."""
-        if os.geteuid() != 0:
-            return None
-        try:
-            return pwd.getpwnam("postgres")
-        except KeyError as exc:
-            raise ClusterError("running as root needs the 'postgres' system user (apt-get install postgresql)") from exc
+        return cluster_owner()
 
     def _run(
         self, args: list[str], *, check: bool = True, timeout: float = START_TIMEOUT_S
     ) -> subprocess.CompletedProcess[str]:
-        owner = self._owner()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-        env.update(LC_ALL="C.UTF-8", LANG="C.UTF-8")
-        if owner is not None:
-            env.update(HOME=owner.pw_dir, USER=owner.pw_name, LOGNAME=owner.pw_name)
-        result = subprocess.run(  # noqa: S603 - fixed programs, arguments we built
-            args,
-            env=env,
-            cwd=str(self.data_dir),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            # A new session: Ctrl-C in the terminal reaches us, and we stop the cluster in order.
-            start_new_session=True,
-            user=owner.pw_uid if owner else None,
-            group=owner.pw_gid if owner else None,
-            extra_groups=[] if owner else None,
-        )
-        if check and result.returncode != 0:
-            detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise ClusterError(f"{Path(args[0]).name} failed: {' '.join(detail)}")
-        return result
+        return run_as_owner(args, cwd=self.data_dir, check=check, timeout=timeout)
 
     def _own(self, path: Path, mode: int) -> None:
         path.mkdir(parents=True, exist_ok=True)

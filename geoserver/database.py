@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -24,6 +24,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from geoserver.replicas import Replica, Replicas
 from geoserver.settings import Settings
 from layers.errors import Busy, DatabaseUnavailable, TooExpensive
 from layers.priority import lower_backend_priority
@@ -110,17 +111,26 @@ class Database:
     settings: Settings
     url: str
     pools: dict[Workload, AsyncConnectionPool] = field(default_factory=dict)
+    replicas: Replicas | None = None
     down_since: float | None = None
     _probe: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, url: str) -> Database:
         pools = {workload: _pool(settings, url, workload, size) for workload, size in pool_sizes(settings).items()}
-        return cls(settings, url, pools)
+        urls = [u.strip() for u in settings.read_database_urls.split(",") if u.strip()]
+        members = [
+            Replica(f"replica {n}", u, _pool(settings, u, Workload.INTERACTIVE, settings.pool_max_size))
+            for n, u in enumerate(urls, start=1)
+        ]
+        replicas = Replicas(members, settings.replica_max_lag_s) if members else None
+        return cls(settings, url, pools, replicas)
 
     async def open(self) -> None:
         for pool in self.pools.values():
             await pool.open(wait=False)
+        if self.replicas is not None:
+            await self.replicas.open()
 
     async def close(self) -> None:
         if self._probe is not None:
@@ -129,6 +139,38 @@ class Database:
                 await self._probe
         for pool in self.pools.values():
             await pool.close()
+        if self.replicas is not None:
+            await self.replicas.close()
+
+    @contextlib.asynccontextmanager
+    async def read(self, layer_ids: Sequence[str], *, anonymous: bool) -> AsyncIterator[AsyncConnection[Any]]:
+        """A connection for map reads of these layers: a replica that has replayed every change they depend on, or
+        the primary (always for signed-in callers, so a writer reads its own writes)."""
+        replica = self.replicas.pick(layer_ids) if self.replicas is not None and anonymous else None
+        if replica is None:
+            async with self.connection() as conn:
+                yield conn
+            return
+        assert self.replicas is not None
+        try:
+            conn = await replica.pool.getconn(timeout=self.settings.pool_timeout_s)
+        except PoolTimeout:
+            raise Busy(
+                f"all {replica.pool.max_size} connections to {replica.name} are in use; retry shortly",
+                limit="replica_connections",
+                retry_after_s=2,
+            ) from None
+        try:
+            yield conn
+        except psycopg.errors.QueryCanceled:
+            raise TooExpensive("the query ran longer than allowed and was stopped", retry_after_s=5) from None
+        except psycopg.OperationalError as exc:
+            if not is_connection_failure(exc):
+                raise
+            self.replicas.left(replica, "a connection failed")
+            raise DatabaseUnavailable("a database replica failed; retry", retry_after_s=1) from None
+        finally:
+            await replica.pool.putconn(conn)
 
     @property
     def is_down(self) -> bool:

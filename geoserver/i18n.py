@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from geoserver.negotiation import weighted
 from layers.errors import InvalidParameter
 
 LANGUAGES = ("en", "fr")
+# The web map speaks more: its message catalogues are geoserver/web/messages/<language>.json.
+MAP_LANGUAGES = ("en", "fr", "pa", "zh-Hans")
 DEFAULT_LANGUAGE = "en"
 
 STRINGS: dict[str, dict[str, str]] = {
@@ -49,6 +53,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "health": "Liveness",
         "ready": "Readiness",
         "none": "none",
+        "map": "Map",
     },
     "fr": {
         "title": "Services de localisation de la Ville",
@@ -91,6 +96,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "health": "Vivacité",
         "ready": "Disponibilité",
         "none": "aucune",
+        "map": "Carte",
     },
 }
 
@@ -107,13 +113,36 @@ def negotiate(lang_param: str | None, accept_language: str | None) -> str:
         if code not in LANGUAGES:
             raise InvalidParameter(f"lang must be one of {', '.join(LANGUAGES)}", parameter="lang")
         return code
-    if not accept_language:
-        return DEFAULT_LANGUAGE
+    return _best(accept_language, lambda tag: code if (code := tag.split("-", 1)[0]) in LANGUAGES else None)
+
+
+def map_language(tag: str) -> str | None:
+    """The web map's language for a BCP 47 tag (`zh`, `zh-CN`, `zh-Hans-SG` are Simplified Chinese), or None."""
+    parts = tag.strip().lower().replace("_", "-").split("-")
+    if parts[0] in ("en", "fr", "pa"):
+        return parts[0]
+    if parts[0] == "zh" and "hant" not in parts and not ("hans" not in parts and {"tw", "hk", "mo"} & set(parts)):
+        return "zh-Hans"
+    return None
+
+
+def negotiate_map(lang_param: str | None, accept_language: str | None) -> str:
+    """The web map's language (and `/search`'s): `lang=` (an unsupported one is a 400), Accept-Language, English."""
+    if lang_param is not None:
+        code = map_language(lang_param)
+        if code is None:
+            raise InvalidParameter(f"lang must be one of {', '.join(MAP_LANGUAGES)}", parameter="lang")
+        return code
+    return _best(accept_language, map_language)
+
+
+def _best(accept_language: str | None, match: Callable[[str], str | None]) -> str:
+    """The most preferred language of Accept-Language that `match` knows, else English."""
     best, best_q = DEFAULT_LANGUAGE, -1.0
     for position, (tag, q) in enumerate(weighted(accept_language)):
-        code = tag.split("-", 1)[0]
+        code = match(tag)
         # The earlier of two equal preferences wins: subtract a little per position.
         score = q - position * 1e-6
-        if code in LANGUAGES and q > 0 and score > best_q:
+        if code is not None and q > 0 and score > best_q:
             best, best_q = code, score
     return best

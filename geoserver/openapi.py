@@ -14,6 +14,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
+from geoserver.i18n import MAP_LANGUAGES
 from geoserver.media import GEOJSON, HTML, OPENAPI_JSON
 from geoserver.state import StateDep
 from layers.catalogue.records import Layer
@@ -27,6 +28,11 @@ from layers.limits import (
     MIN_RADIUS_M,
     NEARBY_DEFAULT_LIMIT,
     NEARBY_MAX_LIMIT,
+    SEARCH_DEFAULT_LIMIT,
+    SEARCH_MAX_CHARS,
+    SEARCH_MAX_LIMIT,
+    SEARCH_MAX_WORDS,
+    SEARCH_MIN_CHARS,
 )
 from layers.queries import crs as crs_mod
 
@@ -57,6 +63,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "offset": _query(
         "offset", "Skip this many features (the `next` link does it for you).",
         {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0},
+    ),
+    "cursor": _query(
+        "cursor", "Opaque cursor from a `next` link (the page after the previous one's last feature, by id); "
+        "instead of offset, with the other parameters unchanged.", {"type": "string"},
     ),
     "bbox": _query(
         "bbox", "Features intersecting this box: minx,miny,maxx,maxy (or 6 numbers with heights), in bbox-crs.",
@@ -112,7 +122,8 @@ NEARBY_PARAMETERS: list[dict[str, Any]] = [
     *_POINT.values(),
     _query("radius", "Search radius in metres (geodesic); without it, the nearest `limit`.",
            {"type": "number", "minimum": MIN_RADIUS_M, "maximum": MAX_RADIUS_M}),
-    _query("layers", f"Comma-separated layer ids (at most {MAX_NEARBY_LAYERS}); default all visible.",
+    _query("layers", f"Comma-separated layer ids (at most {MAX_NEARBY_LAYERS}); default: the visible layers that "
+           "serve people (facilities, events, community overlays), not boundaries (see /here).",
            {"type": "string", "maxLength": 2000}),
     _query("category", "Comma-separated feature categories (e.g. library,fire_station); only layers with categories.",
            {"type": "string", "maxLength": 2000}),
@@ -124,9 +135,21 @@ NEARBY_PARAMETERS: list[dict[str, Any]] = [
            {"type": "integer", "minimum": 1, "maximum": NEARBY_MAX_LIMIT, "default": NEARBY_DEFAULT_LIMIT}),
     _query("cursor", "Opaque cursor from a `next` link; give the other parameters too.", {"type": "string"}),
 ]  # fmt: skip
+SEARCH_PARAMETERS: list[dict[str, Any]] = [
+    _query("q", f"Words of a name or an address, {SEARCH_MIN_CHARS} to {SEARCH_MAX_CHARS} characters, at most "
+           f"{SEARCH_MAX_WORDS} words; each must appear in the feature's searchable text.",
+           {"type": "string", "minLength": SEARCH_MIN_CHARS, "maxLength": SEARCH_MAX_CHARS}, required=True),
+    _query("lon", "Longitude of a point (with lat): the nearest matches first.",
+           {"type": "number", "minimum": -180, "maximum": 180}),
+    _query("lat", "Latitude of a point (with lon).", {"type": "number", "minimum": -90, "maximum": 90}),
+    _query("limit", f"Features, 1 to {SEARCH_MAX_LIMIT}; above it 400.",
+           {"type": "integer", "minimum": 1, "maximum": SEARCH_MAX_LIMIT, "default": SEARCH_DEFAULT_LIMIT}),
+    _query("lang", "The language of `layer_title` (default: Accept-Language, then English).",
+           {"type": "string", "enum": list(MAP_LANGUAGES)}),
+]  # fmt: skip
 ITEMS_PARAMETERS = [
     "collectionId", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
-    "sortby", "near", "radius", "properties", "skipGeometry", "f", "lang",
+    "sortby", "near", "radius", "properties", "skipGeometry", "cursor", "f", "lang",
 ]  # fmt: skip
 
 
@@ -208,7 +231,11 @@ def base_document(app: FastAPI) -> dict[str, Any]:
             operation = doc.setdefault("paths", {}).setdefault(path, {}).setdefault("get", {})
             operation["parameters"] = [_ref(name) for name in params]
             operation["responses"] = _feature_responses(what)
-        for path, declared in (("/nearby", NEARBY_PARAMETERS), ("/here", list(_POINT.values()))):
+        for path, declared in (
+            ("/nearby", NEARBY_PARAMETERS),
+            ("/here", list(_POINT.values())),
+            ("/search", SEARCH_PARAMETERS),
+        ):
             operation = doc["paths"][path]["get"]
             operation["parameters"] = declared
             operation["responses"]["400"] = {

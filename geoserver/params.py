@@ -8,6 +8,7 @@ refuses private and unknown names alike.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable
@@ -15,16 +16,30 @@ from typing import Any
 
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
-from layers.limits import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_RADIUS_M, MAX_SORT_KEYS, MIN_RADIUS_M
+from layers.limits import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_OFFSET,
+    MAX_RADIUS_M,
+    MAX_SORT_KEYS,
+    MIN_RADIUS_M,
+    SEARCH_DEFAULT_LIMIT,
+    SEARCH_MAX_CHARS,
+    SEARCH_MAX_LIMIT,
+    SEARCH_MAX_WORDS,
+    SEARCH_MIN_CHARS,
+)
 from layers.queries import cql
 from layers.queries import crs as crs_mod
+from layers.queries.cursor import CursorSigner, fingerprint, valid_id
 from layers.queries.items import DISTANCE, ItemsQuery, Near, SortKey
+from layers.queries.search import SearchQuery
 from layers.queries.times import Interval, parse_date, parse_interval, parse_timestamp
 
 # Parameters of the items endpoint; any other name must be a public field (a `property=value` filter).
 ITEMS_PARAMETERS = frozenset(
     {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
-     "sortby", "near", "radius", "properties", "skipGeometry"}
+     "sortby", "near", "radius", "properties", "skipGeometry", "cursor"}
 )  # fmt: skip
 _INTEGER = re.compile(r"[+-]?\d{1,19}")
 
@@ -162,6 +177,28 @@ def parse_items(layer: Layer, values: dict[str, str]) -> ItemsQuery:
     )
 
 
+# Parameters that do not change which features match or their order: a next link's cursor survives them.
+_NOT_IN_CURSOR = frozenset({"cursor", "offset", "limit", "f", "lang"})
+
+
+def items_fingerprint(layer: Layer, values: dict[str, str]) -> str:
+    """What an items cursor is bound to: the layer and every parameter that decides the features and their order."""
+    return fingerprint([layer.id, sorted((k, v) for k, v in values.items() if k not in _NOT_IN_CURSOR)])
+
+
+def items_cursor(layer: Layer, query: ItemsQuery, values: dict[str, str], cursors: CursorSigner) -> ItemsQuery:
+    """`cursor` of a next link: the page after the previous page's last id (keyset), in the same search."""
+    if "cursor" not in values:
+        return query
+    if "offset" in values:
+        raise InvalidParameter("give either offset or cursor, not both", parameter="cursor")
+    offset, after = cursors.decode_values(values["cursor"], items_fingerprint(layer, values), 2)
+    if not (query.keyset and isinstance(offset, int) and offset >= 0 and valid_id(after)):
+        raise InvalidParameter("invalid cursor: ask for the first page again", parameter="cursor")
+    # The offset travels along only to number the pages (prev links); the keyset decides where the page starts.
+    return dataclasses.replace(query, offset=offset, after=after)
+
+
 def parse_select(layer: Layer, value: str | None) -> tuple[str, ...] | None:
     """`properties=a,b`: only these public fields in each feature (an empty value: none)."""
     if value is None:
@@ -270,3 +307,26 @@ def parse_sortby(layer: Layer, value: str | None, *, near: Near | None) -> tuple
     if len(keys) > MAX_SORT_KEYS or len({k.name for k in keys}) != len(keys):
         raise InvalidParameter(f"sortby takes at most {MAX_SORT_KEYS} different keys", parameter="sortby")
     return tuple(keys)
+
+
+# -- search --------------------------------------------------------------------------------------------------
+def parse_search(values: dict[str, str]) -> SearchQuery:
+    """`q` (words of a name or address), an optional `lon`/`lat` (both or neither) and `limit`."""
+    text = " ".join(values.get("q", "").split())
+    if "\x00" in text or not SEARCH_MIN_CHARS <= len(text) <= SEARCH_MAX_CHARS:
+        raise InvalidParameter(
+            f"q must hold {SEARCH_MIN_CHARS} to {SEARCH_MAX_CHARS} characters (spaces aside)", parameter="q"
+        )
+    words = tuple(dict.fromkeys(text.split()))
+    if len(words) > SEARCH_MAX_WORDS:
+        raise InvalidParameter(f"q may hold at most {SEARCH_MAX_WORDS} words", parameter="q")
+    point = None
+    if "lon" in values or "lat" in values:
+        for name in ("lon", "lat"):
+            if name not in values:
+                raise InvalidParameter(f"{name} is needed with {'lat' if name == 'lon' else 'lon'}", parameter=name)
+        point = (number_in(values["lon"], "lon", -180, 180), number_in(values["lat"], "lat", -90, 90))
+    limit = integer(values["limit"], "limit") if "limit" in values else SEARCH_DEFAULT_LIMIT
+    if not 1 <= limit <= SEARCH_MAX_LIMIT:
+        raise InvalidParameter(f"limit must be between 1 and {SEARCH_MAX_LIMIT}", parameter="limit")
+    return SearchQuery(text, words, point, limit)

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         "unset, a key is kept in the data directory.",
     )
     tile_cache_mb: int = Field(default=256, ge=0, description="Memory for built tiles (0 turns the cache off).")
+    basemap_style_url: str | None = Field(
+        default=None,
+        description="A MapLibre style drawn under the City's layers on the web map (absolute or relative URL); "
+        "unset, the City's layers are the map. Its origin is allowed by the map's Content-Security-Policy.",
+    )
     max_composite_layers: int = Field(default=16, ge=1, le=64, description="Layers one composite tile may hold.")
     # What a community group may upload, unless City staff set other quotas on the group.
     upload_max_mb: int = Field(default=50, ge=1, le=10_000, description="Largest upload, in megabytes (413 above).")
@@ -66,6 +71,20 @@ class Settings(BaseSettings):
     group_max_layers: int = Field(default=20, ge=1, description="Overlays one group may have at the most.")
     group_uploads_per_hour: int = Field(default=30, ge=1, description="Uploads per group per hour (429 above).")
 
+    read_database_urls: str = Field(
+        default="",
+        description="Comma-separated URLs of streaming replicas: anonymous map reads go there once they have "
+        "replayed the changes those reads depend on.",
+    )
+    replica_max_lag_s: float = Field(default=10.0, gt=0, description="A replica this far behind leaves the rotation.")
+    cache_purge_urls: str = Field(
+        default="", description="Comma-separated URLs of caching proxies or CDN purge endpoints, told of changes."
+    )
+    cache_purge_method: str = Field(default="PURGE", description="HTTP method of purge requests (Fastly: POST).")
+    cache_purge_header: str = Field(default="", description="One extra `Name: value` header for purge requests.")
+    shared_max_age_s: int = Field(
+        default=60, ge=0, description="s-maxage of public answers: how long shared caches may keep them."
+    )
     rate_limit: str = Field(
         default="100/second;3000/minute",
         description="Requests per client address, as `N/second;M/minute` (empty: no limit). 429 above.",

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import math
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -17,20 +18,26 @@ from psycopg import sql
 
 from geoserver.clients import HeavySlots
 from geoserver.database import Database, Workload, is_connection_failure
+from geoserver.replicas import current_lsn
 from geoserver.settings import Settings
+from geoserver.sharedcache import CATALOGUE_KEY, Purger, edit_keys, layer_key
 from geoserver.ticker import Ticker
 from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.edits import feed
-from layers.errors import DatabaseUnavailable
+from layers.errors import DatabaseUnavailable, GeoServerError
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
+from layers.queries.search import SearchService
 from layers.sqlcompose import render
 from tiles.cache import TileCache
+from tiles.grids import MAX_ZOOM
 from tiles.source import TileSources
 
 log = logging.getLogger("geoserver.state")
+SETTLE_CHANNEL = "geoserver_settle"  # NOTIFY channel: a writer's marker, heard after every change committed before it
+SETTLE_TIMEOUT_S = 2.0
 RETRY_S = 1.0
 LISTENER_NAME = "geoserver-listener"
 PURGE_EVERY_S = 3600  # how the change listener's connection shows in pg_stat_activity
@@ -47,11 +54,14 @@ class AppState:
     cursors: CursorSigner
     downloads: DownloadStore
     heavy: HeavySlots
+    purger: Purger = field(default_factory=lambda: Purger(()))
     nearby: NearbyService = field(default_factory=NearbyService)
     feed: Ticker = field(default_factory=Ticker)
+    search: SearchService = field(default_factory=SearchService)
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     _registry: Registry = field(default_factory=Registry)
+    _settling: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     @property
     def registry(self) -> Registry:
@@ -85,15 +95,17 @@ class AppState:
                     connect_timeout=max(1, int(self.settings.connect_timeout_s)),
                     application_name=LISTENER_NAME,
                 ) as conn:
-                    await conn.execute(render(sql.SQL("LISTEN {}").format(sql.Identifier(CHANGE_CHANNEL))))
+                    for channel in (CHANGE_CHANNEL, SETTLE_CHANNEL):
+                        await conn.execute(render(sql.SQL("LISTEN {}").format(sql.Identifier(channel))))
                     # Listen first, then load and flush: nothing committed in between is missed, and whatever
-                    # changed while we were not listening is no longer in the cache.
-                    self.tile_cache.clear()
-                    self.downloads.clear()
-                    await self.reload_registry()
+                    # changed while we were not listening is no longer in any cache.
+                    await self.on_change("{}")
                     self.feed.tick()  # subscribers look again: changes may have come while nobody listened
                     async for notice in conn.notifies():
-                        await self.on_change(notice.payload)
+                        if notice.channel == SETTLE_CHANNEL:
+                            self._settled(notice.payload)
+                        else:
+                            await self.on_change(notice.payload)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any database outage
@@ -103,10 +115,15 @@ class AppState:
                 await asyncio.sleep(RETRY_S)
 
     async def on_change(self, payload: str) -> None:
-        """Act on one change notice: an edit drops the tiles its extent touches, anything else reloads."""
+        """Act on one change notice: an edit drops the tiles its extent touches, anything else reloads.
+
+        In order: reads of the layer need a replica that has replayed the change; the local caches drop what the
+        change made stale; shared caches are told (a notice without a layer means changes may have been missed).
+        """
         change = _parse(payload)
         layer = change.get("layer")
         bbox = change.get("bbox")
+        await self._require_replay(layer if isinstance(layer, str) else None)
         if change.get("kind") == "edit" and isinstance(layer, str) and _is_bbox(bbox):
             dropped = self.tile_cache.invalidate_extent(layer, tuple(bbox))  # type: ignore[arg-type]
             self.downloads.invalidate(layer)
@@ -114,6 +131,8 @@ class AppState:
             if isinstance(delta, int):
                 self._registry.count_changed(layer, delta)
             log.debug("edit in %s: %d cached tiles dropped", layer, dropped)
+            if self.purger.enabled:
+                await self.purger.purge(edit_keys(layer, bbox, self._zooms(layer)))  # type: ignore[arg-type]
             self.feed.tick()  # after the tiles went: a subscriber that hears of the change reads fresh tiles
             return
         if isinstance(layer, str):
@@ -123,7 +142,47 @@ class AppState:
             self.tile_cache.clear()
             self.downloads.clear()
         await self.reload_registry()
+        if self.purger.enabled:
+            layers = [layer] if isinstance(layer, str) else [one.id for one in self._registry.all_layers()]
+            await self.purger.purge([CATALOGUE_KEY, *(layer_key(one) for one in layers)])
         self.feed.tick()
+
+    def _zooms(self, layer_id: str) -> range:
+        """The zooms the layer has tiles at (all of them if it is not in the catalogue any more)."""
+        layer = next((one for one in self._registry.all_layers() if one.id == layer_id), None)
+        return range(layer.min_zoom, layer.max_zoom + 1) if layer is not None else range(MAX_ZOOM + 1)
+
+    async def _require_replay(self, layer: str | None) -> None:
+        """Reads of the layer (of every layer without one) need a database at the primary's WAL position now."""
+        if self.db.replicas is None:
+            return
+        async with self.db.connection() as conn:
+            lsn = await current_lsn(conn)
+        if layer is None:
+            self.db.replicas.require_all(lsn)
+        else:
+            self.db.replicas.require([layer], lsn)
+
+    async def settle(self) -> None:
+        """Return once this instance has acted on every change committed before now (after a write: the writer's
+        next read, here or through a purged shared cache, sees the write). Notices arrive in commit order, so a
+        notice sent now is heard after every earlier one."""
+        token = secrets.token_hex(8)
+        waiter = asyncio.get_running_loop().create_future()
+        self._settling[token] = waiter
+        try:
+            async with self.db.connection(Workload.WRITES) as conn:
+                await conn.execute(sql.SQL("SELECT pg_notify(%s, %s)"), [SETTLE_CHANNEL, token])
+            await asyncio.wait_for(waiter, SETTLE_TIMEOUT_S)
+        except (TimeoutError, GeoServerError):
+            log.info("a write did not settle within %g s; answering anyway", SETTLE_TIMEOUT_S)
+        finally:
+            self._settling.pop(token, None)
+
+    def _settled(self, token: str) -> None:
+        waiter = self._settling.get(token)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 def _parse(payload: str) -> dict[str, object]:
@@ -150,6 +209,8 @@ async def running(state: AppState) -> AsyncIterator[None]:
         asyncio.create_task(state.watch_catalogue(), name="catalogue-watcher"),
         asyncio.create_task(_purge_changes(state), name="change-feed-purge"),
     ]
+    if state.db.replicas is not None:
+        tasks.append(asyncio.create_task(state.db.replicas.monitor(state.database_url), name="replica-monitor"))
     try:
         yield
     finally:
@@ -157,6 +218,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await state.purger.close()
         await state.downloads.close()
         await state.db.close()
 

@@ -16,6 +16,7 @@ from psycopg import sql
 from layers.catalogue.records import Layer
 from layers.sqlcompose import Slot
 from tiles.grids import DEFAULT_TMS, TileXYZ, bounds, get_tms
+from tiles.lonlat import EARTH_RADIUS_M, M_PER_DEGREE_X, affine_y, latitude, longitude
 
 EXTENT = 4096  # MVT tile extent, in tile units
 BUFFER = 64  # tile units drawn beyond each edge, so strokes and symbols don't clip at tile seams
@@ -32,6 +33,13 @@ INTEGER_TYPES = {"smallint", "integer", "bigint"}
 
 ENVELOPE = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*map(Slot, ("xmin", "ymin", "xmax", "ymax")))
 BUFFERED = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(*map(Slot, ("bxmin", "bymin", "bxmax", "bymax")))
+# The same two boxes in degrees, for tables that keep longitude/latitude only (computed in Python, exact).
+GEO_ENVELOPE = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 4326)").format(
+    *map(Slot, ("lon_min", "lat_min", "lon_max", "lat_max"))
+)
+GEO_BUFFERED = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, 4326)").format(
+    *map(Slot, ("blon_min", "blat_min", "blon_max", "blat_max"))
+)
 
 
 def _attribute(name: str, data_type: str) -> sql.Composable:
@@ -51,22 +59,38 @@ def feature_id_field(layer: Layer) -> str | None:
     return None
 
 
-def _geometry_3857(layer: Layer, envelope: sql.Composable) -> tuple[sql.Composable, sql.Composable]:
+def _geometry_3857(layer: Layer, *, buffered: bool, affine: bool) -> tuple[sql.Composable, sql.Composable]:
     """The layer's geometry in EPSG:3857, and an envelope test that uses its GiST index."""
     if layer.geometry_3857_column:
         column = sql.Identifier(layer.geometry_3857_column)
-        return column, sql.SQL("{} && {}").format(column, envelope)
-    # A table published in place has no stored 3857 column: transform the tile, not every row, for the index test.
+        return column, sql.SQL("{} && {}").format(column, BUFFERED if buffered else ENVELOPE)
+    # Published in place, longitude/latitude only: the index test takes the tile's box in degrees, and each row is
+    # mapped by the tile's affine transform (arithmetic on the vertices) where it is precise enough, else by
+    # ST_Transform (PROJ, per vertex), measured about twice as costly.
     column = sql.Identifier(layer.geometry_column)
-    return (
-        sql.SQL("ST_Transform({}, 3857)").format(column),
-        sql.SQL("{} && ST_Transform({}, 4326)").format(column, envelope),
+    index_test = sql.SQL("{} && {}").format(column, GEO_BUFFERED if buffered else GEO_ENVELOPE)
+    if affine:
+        affine_map = sql.SQL("ST_Affine({}, {}, 0, 0, {}, 0, {})").format(column, *map(Slot, ("kx", "ky", "yoff")))
+        return affine_map, index_test
+    return sql.SQL("ST_Transform({}, 3857)").format(column), index_test
+
+
+def _size_test(layer: Layer, geom: sql.Composable) -> sql.Composable:
+    """Features at least about a pixel wide or high; a geometry's box is stored with it, so no vertex is read."""
+    if layer.geometry_3857_column:
+        return sql.SQL(" AND (ST_XMax({g}) - ST_XMin({g}) >= {size} OR ST_YMax({g}) - ST_YMin({g}) >= {size})").format(
+            g=geom, size=Slot("min_size")
+        )
+    # In degrees at the tile's latitude, on the stored 4326 box: no transform at all.
+    g = sql.Identifier(layer.geometry_column)
+    return sql.SQL(" AND (ST_XMax({g}) - ST_XMin({g}) >= {dx} OR ST_YMax({g}) - ST_YMin({g}) >= {dy})").format(
+        g=g, dx=Slot("min_dx"), dy=Slot("min_dy")
     )
 
 
-def features_query(layer: Layer, *, size_floor: bool = True) -> sql.Composed:
+def features_query(layer: Layer, *, size_floor: bool = True, affine: bool = False) -> sql.Composed:
     """ST_AsMVT over the layer's features in one tile; binds the envelope, its buffer and (if any) the size floor."""
-    geom, index_test = _geometry_3857(layer, BUFFERED)
+    geom, index_test = _geometry_3857(layer, buffered=True, affine=affine)
     id_name: sql.Composable = sql.SQL("NULL")
     if feature_id_field(layer) is not None:
         # An integer id travels as the MVT feature id, not repeated as a property: repeating it cost about a
@@ -74,11 +98,9 @@ def features_query(layer: Layer, *, size_floor: bool = True) -> sql.Composed:
         id_name = sql.Literal(layer.id_column)
     attributes = [_attribute(f.name, f.data_type) for f in layer.fields]
     size_test: sql.Composable = sql.SQL("")
-    if size_floor and "Point" not in layer.geometry_type:
-        # A geometry's box is stored with it: this test reads no vertices.
-        size_test = sql.SQL(
-            " AND (ST_XMax({g}) - ST_XMin({g}) >= {size} OR ST_YMax({g}) - ST_YMin({g}) >= {size})"
-        ).format(g=geom, size=Slot("min_size"))
+    # Points have no size; nor can a mixed "Geometry" layer's points be told apart by their box.
+    if size_floor and "Point" not in layer.geometry_type and layer.geometry_type != "Geometry":
+        size_test = _size_test(layer, geom)
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom', {id_name}) FROM ("
         "SELECT {attributes}ST_AsMVTGeom({geom}, {envelope}, {extent}, {buffer}, true) AS geom "
@@ -99,15 +121,27 @@ def features_query(layer: Layer, *, size_floor: bool = True) -> sql.Composed:
     )
 
 
+def _point_xy(layer: Layer) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """Web Mercator x and y of a point layer's rows, and the index test of the (unbuffered) tile."""
+    if layer.geometry_3857_column:
+        geom, index_test = _geometry_3857(layer, buffered=False, affine=False)
+        return sql.SQL("ST_X({})").format(geom), sql.SQL("ST_Y({})").format(geom), index_test
+    # Longitude/latitude only: Mercator's own formula on each point's two numbers, exact and far cheaper than PROJ.
+    column = sql.Identifier(layer.geometry_column)
+    x = sql.SQL("ST_X({}) * {}").format(column, sql.Literal(M_PER_DEGREE_X))
+    y = sql.SQL("{} * ln(tan(pi() / 4 + radians(ST_Y({})) / 2))").format(sql.Literal(EARTH_RADIUS_M), column)
+    return x, y, sql.SQL("{} && {}").format(column, GEO_ENVELOPE)
+
+
 def clusters_query(layer: Layer) -> sql.Composed:
     """ST_AsMVT of point counts per cell; binds the envelope, its top-left corner and the cell size."""
-    geom, index_test = _geometry_3857(layer, ENVELOPE)
+    x, y, index_test = _point_xy(layer)
     cells = EXTENT // CLUSTER_CELL
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM ("
         "SELECT ST_MakePoint((cx + 0.5) * {cell}, (cy + 0.5) * {cell}) AS geom, count(*)::int AS {count} FROM ("
-        "SELECT floor((ST_X({geom}) - {xmin}) / {cell_m})::int AS cx, "
-        "floor(({ymax} - ST_Y({geom})) / {cell_m})::int AS cy "
+        "SELECT floor(({x} - {xmin}) / {cell_m})::int AS cx, "
+        "floor(({ymax} - {y}) / {cell_m})::int AS cy "
         "FROM {table} WHERE {index_test}"
         # A point on the right or bottom edge belongs to the next tile: each point is counted exactly once.
         ") AS p WHERE cx BETWEEN 0 AND {last} AND cy BETWEEN 0 AND {last} GROUP BY cx, cy"
@@ -117,7 +151,8 @@ def clusters_query(layer: Layer) -> sql.Composed:
         extent=sql.Literal(EXTENT),
         cell=sql.Literal(CLUSTER_CELL),
         count=sql.Identifier(CLUSTER_COUNT),
-        geom=geom,
+        x=x,
+        y=y,
         table=layer.table,
         index_test=index_test,
         last=sql.Literal(cells - 1),
@@ -143,10 +178,12 @@ def clustered_zooms(layer: Layer) -> frozenset[int]:
 
 
 def tile_params(t: TileXYZ) -> dict[str, Any]:
-    """The values a tile binds into either query."""
+    """The values a tile binds into any of the plans (each plan uses some of them)."""
     b = bounds(t)
     width = b.xmax - b.xmin
     margin = width * BUFFER / EXTENT
+    min_size = width / 256 * MIN_SIZE_PX if t.z < DETAIL_ZOOM else 0.0
+    ky, yoff = affine_y(b.ymin, b.ymax)
     return {
         "xmin": b.xmin,
         "ymin": b.ymin,
@@ -156,6 +193,21 @@ def tile_params(t: TileXYZ) -> dict[str, Any]:
         "bymin": b.ymin - margin,
         "bxmax": b.xmax + margin,
         "bymax": b.ymax + margin,
-        "min_size": width / 256 * MIN_SIZE_PX if t.z < DETAIL_ZOOM else 0.0,
+        "min_size": min_size,
         "cell_m": width * CLUSTER_CELL / EXTENT,
+        # For tables in longitude/latitude (see tiles.lonlat): the same boxes in degrees, the size floor in
+        # degrees at this tile's latitude, and the tile's affine map from degrees to Web Mercator metres.
+        "lon_min": longitude(b.xmin),
+        "lat_min": latitude(b.ymin),
+        "lon_max": longitude(b.xmax),
+        "lat_max": latitude(b.ymax),
+        "blon_min": longitude(b.xmin - margin),
+        "blat_min": latitude(b.ymin - margin),
+        "blon_max": longitude(b.xmax + margin),
+        "blat_max": latitude(b.ymax + margin),
+        "min_dx": min_size / M_PER_DEGREE_X,
+        "min_dy": min_size / ky,
+        "kx": M_PER_DEGREE_X,
+        "ky": ky,
+        "yoff": yoff,
     }

@@ -10,9 +10,11 @@ from psycopg import AsyncConnection, sql
 from layers.catalogue.records import Layer
 from layers.sqlcompose import render
 from tiles.grids import TileXYZ
+from tiles.lonlat import affine_zooms
 from tiles.mvt import (
     CLUSTER_COUNT,
     DETAIL_ZOOM,
+    EXTENT,
     clustered_zooms,
     clusters_query,
     feature_id_field,
@@ -59,12 +61,22 @@ class LayerTileSource:
         self.min_zoom = layer.min_zoom
         self.max_zoom = layer.max_zoom
         self.cluster_zooms = clustered_zooms(layer)
-        # Three plans, each composed once: clusters for dense points at low zoom, features with a size floor
-        # below DETAIL_ZOOM, and every feature from DETAIL_ZOOM on (no per-row size test to pay for).
+        # Without a stored 3857 column, the zooms where each tile's affine map is precise enough for this layer.
+        self.affine_zooms = (
+            frozenset()
+            if layer.geometry_3857_column
+            else affine_zooms(layer.bbox, range(self.min_zoom, self.max_zoom + 1), EXTENT)
+        )
+        # Up to five plans, each composed once: clusters for dense points at low zoom, features with a size floor
+        # below DETAIL_ZOOM, every feature from DETAIL_ZOOM on (no per-row size test to pay for), and the last two
+        # again with the tile's affine map instead of a per-row ST_Transform, for tables in longitude/latitude.
         self._plans: dict[str, sql.Composed] = {
             "features": features_query(layer),
             "detail": features_query(layer, size_floor=False),
         }
+        if self.affine_zooms:
+            self._plans["features affine"] = features_query(layer, affine=True)
+            self._plans["detail affine"] = features_query(layer, size_floor=False, affine=True)
         if layer.geometry_type == "Point":
             self._plans["clusters"] = clusters_query(layer)
         self._text: dict[str, bytes] = {}
@@ -87,7 +99,8 @@ class LayerTileSource:
         """Which query shape serves zoom z."""
         if z in self.cluster_zooms:
             return "clusters"
-        return "features" if z < DETAIL_ZOOM else "detail"
+        plan = "features" if z < DETAIL_ZOOM else "detail"
+        return f"{plan} affine" if z in self.affine_zooms else plan
 
     def sql_for(self, z: int) -> bytes:
         """The exact statement this source runs at zoom z (also used by the benchmark's pgbench scripts)."""

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 from layers.catalogue.records import Layer
+from layers.catalogue.search_text import text_fields
 from tiles.mvt import CLUSTER_COUNT
 from tiles.source import TileSources
 
@@ -110,6 +111,34 @@ def _style_layers(layer: Layer, clustered: bool) -> list[dict[str, Any]]:
     return [{**base, "id": f"{lid}-circle", "type": "circle", "paint": paint}]
 
 
+def _label_layer(layer: Layer) -> dict[str, Any] | None:
+    """Names on the map: the layer's first searchable text field (a name), drawn with the reader's own fonts (the
+    style has no glyph server: MapLibre GL JS then draws glyphs locally), dark on a white halo for contrast."""
+    names = text_fields(layer.searchable_fields, {f.name: f.data_type for f in layer.fields})
+    if not names:
+        return None
+    polygon = "Polygon" in layer.geometry_type
+    layout: dict[str, Any] = {
+        "text-field": ["get", names[0]],
+        "text-font": ["sans-serif"],
+        "text-size": 13 if polygon else 12,
+        "text-max-width": 8,
+    }
+    if not polygon:
+        layout.update({"text-anchor": "top", "text-offset": [0, 0.6], "text-optional": True})
+    return {
+        "id": f"{layer.id}-label",
+        "type": "symbol",
+        "source": "city",
+        "source-layer": layer.id,
+        "minzoom": max(layer.min_zoom, 12 if polygon else 14),
+        # A polygon is cut at tile edges and each piece gets its name: past z14, too many repeats.
+        **({"maxzoom": 15} if polygon else {}),
+        "layout": layout,
+        "paint": {"text-color": "#1D2733", "text-halo-color": "#FFFFFF", "text-halo-width": 1.5},
+    }
+
+
 def style(layers: Sequence[Layer], sources: TileSources, base_url: str, lang: str) -> dict[str, Any]:
     """A MapLibre style (version 8) drawing `layers` from the server's composite tiles."""
     source = {"type": "vector", "url": f"{base_url}/tiles/{layer_list(layers)}.json"}
@@ -130,10 +159,20 @@ def _style(layers: Sequence[Layer], sources: TileSources, source: dict[str, str]
     style_layers: list[dict[str, Any]] = [
         {"id": "background", "type": "background", "paint": {"background-color": "#F4F1EA"}}
     ]
+    labels = [label for label in map(_label_layer, drawn) if label is not None]
     for layer in drawn:
         for style_layer in _style_layers(layer, bool(sources.get(layer.id).cluster_zooms)):
-            style_layer["metadata"] = {"geoserver:title": layer.title_in(lang), "geoserver:category": layer.category}
             style_layers.append(style_layer)
+    # Labels above every shape, so that no layer drawn later hides a name.
+    style_layers += labels
+    by_id = {layer.id: layer for layer in drawn}
+    for style_layer in style_layers[1:]:
+        layer = by_id[style_layer["source-layer"]]
+        style_layer["metadata"] = {
+            "geoserver:title": layer.title_in(lang),
+            "geoserver:category": layer.category,
+            "geoserver:community": layer.is_community,
+        }
     bounds = bounds_of(layers)
     return {
         "version": 8,

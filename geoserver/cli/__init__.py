@@ -7,7 +7,7 @@ import sys
 
 # Each module registers its commands; `--help` lists them in this order.
 # isort: off
-from geoserver.cli import serve, data, catalogue, access, export, cluster  # noqa: F401
+from geoserver.cli import serve, data, publish, catalogue, access, export, cluster  # noqa: F401
 
 # isort: on
 from geoserver.cli.common import app

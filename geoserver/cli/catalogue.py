@@ -9,6 +9,7 @@ import typer
 
 from geoserver.cli.common import app, console, database, errors, fail
 from geoserver.settings import Settings
+from layers.catalogue.records import IN_PLACE, Layer
 
 layers_app = typer.Typer(help="Look at the layer catalogue.", no_args_is_help=True)
 app.add_typer(layers_app, name="layers")
@@ -65,13 +66,15 @@ def layers_list(
 
 @layers_app.command("show")
 def layers_show(layer_id: str) -> None:
-    """Show one layer's metadata and public fields."""
+    """Show one layer's metadata, public fields, where its rows are and how its tiles are made."""
     from layers.catalogue.registry import load_registry
     from layers.catalogue.visibility import Principal
+    from layers.ingest.optimize import optimizing
 
     settings = Settings()
     with errors(), database(settings) as url:
         layer = load_registry(url).resolve(layer_id, Principal(subject="cli", is_staff=True))
+        running = optimizing(url, layer.id) if layer.source_kind == IN_PLACE else None
     print(
         json.dumps(
             {
@@ -90,11 +93,28 @@ def layers_show(layer_id: str) -> None:
                 "zoom": [layer.min_zoom, layer.max_zoom],
                 "version": layer.version,
                 "updated_at": layer.updated_at.isoformat(),
+                "source": _source(layer, running),
             },
             indent=2,
             ensure_ascii=False,
         )
     )
+
+
+def _source(layer: Layer, running: str | None) -> dict[str, object]:
+    """Where the rows are, whether the tiles read a stored EPSG:3857 column, and any optimization under way."""
+    source: dict[str, object] = {
+        "kind": "table published in place" if layer.source_kind == IN_PLACE else "managed",
+        "table": f"{layer.table_schema}.{layer.table_name}",
+        "geometry_column": layer.geometry_column,
+        "geometry_3857_column": layer.geometry_3857_column,
+        "optimized": layer.geometry_3857_column is not None,
+    }
+    if layer.geometry_3857_column is None:
+        source["tiles"] = "transformed per tile from EPSG:4326; `geoserver publish --optimize` adds a stored column"
+    if running is not None:
+        source["optimizing"] = running
+    return source
 
 
 @layers_app.command("remove")

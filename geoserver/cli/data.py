@@ -13,9 +13,14 @@ from geoserver.settings import Settings
 from layers.ingest.publish import Job
 
 
-def _publish_all(url: str, settings: Settings, jobs: list[Job]) -> None:
+def publish_jobs(url: str, settings: Settings, jobs: list[Job]) -> None:
     """Publish layers in a child process, one progress bar per layer."""
     from layers.ingest.publish import publish_in_subprocess
+
+    for manifest in (job.manifest for job in jobs if job.manifest is not None):
+        if missing := manifest.missing_translations:
+            # Asked for, not required: the catalogue shows English and says so in each collection's `language`.
+            console.print(f"{manifest.id}: no French {' or '.join(missing)}; English is used in French answers")
 
     with progress_bar() as bar:
         tasks = {job.layer_id: bar.add_task(f"{job.layer_id}: waiting", total=1) for job in jobs}
@@ -70,7 +75,7 @@ def load_demo_city(url: str, settings: Settings, scale: float | None = None) -> 
             demo.generate(out, scale=scale, progress=report)
         stamp.write_text(json.dumps(wanted))
     console.print("Loading the demo City into the catalogue")
-    _publish_all(url, settings, [Job(m) for m in load_city_manifests()])
+    publish_jobs(url, settings, [Job(m) for m in load_city_manifests()])
 
 
 def _demo_is_stale(settings: Settings) -> bool:
@@ -133,7 +138,7 @@ def load(
             fail("--file needs exactly one manifest")
         with database(settings) as url:
             upgrade(url)
-            _publish_all(url, settings, jobs)
+            publish_jobs(url, settings, jobs)
 
 
 @app.command("demo")

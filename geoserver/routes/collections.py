@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -35,6 +36,11 @@ def collection_url(base: str, layer: Layer) -> str:
     return f"{base}/collections/{quote(layer.id, safe='')}"
 
 
+def _in(texts: Mapping[str, str] | None, lang: str) -> str:
+    """A field description in `lang`, English when it has none in that language."""
+    return (texts or {}).get(lang) or (texts or {}).get("en") or ""
+
+
 def _iso(value: Any) -> str | None:
     return iso(value) if value is not None else None
 
@@ -60,6 +66,10 @@ def collection_document(layer: Layer, base: str, lang: str) -> dict[str, Any]:
         "id": layer.id,
         "title": layer.title_in(lang),
         "description": layer.description_in(lang),
+        # Said the way OGC API - Records does: the language of this title and description (English when the
+        # manifest gave no French), and every language the layer's metadata exists in.
+        "language": {"code": lang if lang in layer.languages else "en"},
+        "languages": [{"code": code} for code in layer.languages],
         "keywords": list(layer.keywords),
         "itemType": "feature",
         "crs": [c.uri for c in crs_mod.SUPPORTED],
@@ -117,7 +127,7 @@ async def collection(collectionId: str, request: Request, state: StateDep, princ
     base, lang = base_url(request), asked.lang
     doc = collection_document(layer, base, lang)
     if asked.format == "html":
-        fields = [{"name": f.name, "description": (f.description or {}).get(lang, "")} for f in layer.fields]
+        fields = [{"name": f.name, "description": _in(f.description, lang)} for f in layer.fields]
         context = {"doc": doc, "base": base, "fields": fields, "links": doc["links"][:2]}
         return html.render("collection.html", context, lang=lang, public=layer.is_public)
     return json_response(doc, public=layer.is_public, lang=lang)
@@ -137,7 +147,7 @@ async def queryables(collectionId: str, request: Request, state: StateDep, princ
     }
     for item in layer.fields:
         schema: dict[str, Any] = {"title": item.name, **JSON_SCHEMA[item.kind]}
-        description = (item.description or {}).get(asked.lang)
+        description = _in(item.description, asked.lang)
         if description:
             schema["description"] = description
         if item.name == layer.id_column:

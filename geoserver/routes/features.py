@@ -16,7 +16,7 @@ from geoserver import html, i18n
 from geoserver.auth import PrincipalDep
 from geoserver.database import Workload
 from geoserver.media import GEOJSON, HTML, JSON
-from geoserver.params import check_known, parse_items, single_values
+from geoserver.params import check_known, items_cursor, items_fingerprint, parse_items, single_values
 from geoserver.responses import base_url, caching, link, pick_format, pick_language, url_with
 from geoserver.routes.collections import collection_url
 from geoserver.state import AppState, StateDep
@@ -31,23 +31,39 @@ router = APIRouter(tags=["features"])
 ITEM_PARAMETERS = ("f", "lang", "crs")
 
 
-def _links(request: Request, layer: Layer, query: ItemsQuery, returned: int, matched: int, lang: str) -> list[Any]:
+def _links(
+    request: Request, layer: Layer, query: ItemsQuery, shown: tuple[int, int], cursor: str | None, lang: str
+) -> list[Any]:
+    """self, alternate, collection, and next/prev links; `shown` is (features returned, number matched)."""
     t = i18n.text
     links = [
         link(url_with(request, f="json"), "self", GEOJSON, t(lang, "this_document")),
         link(url_with(request, f="html"), "alternate", HTML, t(lang, "as_html")),
         link(collection_url(base_url(request), layer), "collection", JSON, layer.title_in(lang)),
     ]
-    pages: list[tuple[str, int]] = []
+    returned, matched = shown
+    pages: list[tuple[str, dict[str, str | int | None]]] = []
     if query.offset + returned < matched and returned > 0:
-        pages.append(("next", query.offset + query.limit))
+        # Ordered by id alone, the next page starts after this page's last id (a signed cursor): the database
+        # then skips nothing, however deep the page. Otherwise, and for clients that send offsets, by offset.
+        after: dict[str, str | int | None] = {"cursor": cursor, "offset": None}
+        pages.append(("next", after if cursor else {"offset": query.offset + query.limit, "cursor": None}))
     if query.offset > 0:
-        pages.append(("prev", max(query.offset - query.limit, 0)))
-    for rel, offset in pages:
+        pages.append(("prev", {"offset": max(query.offset - query.limit, 0), "cursor": None}))
+    for rel, where in pages:
         for f, media_type in (("json", GEOJSON), ("html", HTML)):
-            href = url_with(request, offset=offset, limit=query.limit, f=f)
+            href = url_with(request, **where, limit=query.limit, f=f)
             links.append(link(href, rel, media_type, t(lang, rel)))
     return links
+
+
+def _cursor(
+    state: AppState, layer: Layer, query: ItemsQuery, page: features.Page, values: dict[str, str]
+) -> str | None:
+    """The next page's keyset cursor, when the order allows one."""
+    if not query.keyset or page.last_id is None:
+        return None
+    return state.cursors.encode_values([query.offset + query.limit, page.last_id], items_fingerprint(layer, values))
 
 
 def _tail(links: list[Any], matched: int, returned: int) -> bytes:
@@ -76,12 +92,13 @@ async def items(collectionId: str, request: Request, state: StateDep, principal:
     lang = pick_language(request, values)
     if _looks_heavy(values):
         state.heavy.check(request.scope)  # before parsing a long filter: a client over its share costs nothing
-    query = parse_items(layer, values)
+    query = items_cursor(layer, parse_items(layer, values), values, state.cursors)
     if fmt == "html" or query.limit <= features.STREAM_ABOVE:
         statements = features.build(layer, query)  # every name and value is checked here, before a connection
-        async with _connection(request, state, principal, query) as conn:
+        async with _connection(request, state, principal, layer, query) as conn:
             page = await features.fetch_page(conn, layer, query, statements)
-        links = _links(request, layer, query, len(page.features), page.number_matched, lang)
+        shown = (len(page.features), page.number_matched)
+        links = _links(request, layer, query, shown, _cursor(state, layer, query, page, values), lang)
         if fmt == "html":
             return _items_html(request, layer, page, links, lang, public=_shareable(layer, query))
         body = (
@@ -100,7 +117,7 @@ def _looks_heavy(values: dict[str, str]) -> bool:
 
 @asynccontextmanager
 async def _connection(
-    request: Request, state: AppState, principal: Principal, query: ItemsQuery
+    request: Request, state: AppState, principal: Principal, layer: Layer, query: ItemsQuery
 ) -> AsyncIterator[AsyncConnection[Any]]:
     """A connection for this page: CQL2 filters and very large pages are heavy work, with limits of their own.
 
@@ -108,7 +125,7 @@ async def _connection(
     shorter statement timeout.
     """
     if query.filter is None and query.limit <= features.STREAM_ABOVE:
-        async with state.db.connection() as conn:
+        async with state.db.read([layer.id], anonymous=principal.is_anonymous) as conn:
             yield conn
         return
     timeout_ms = state.settings.anonymous_heavy_timeout_ms if principal.is_anonymous else None
@@ -121,16 +138,17 @@ async def _streamed(
 ) -> Response:
     """A large page, sent as it is read: memory holds one chunk of features, never the whole page."""
     statements = features.build(layer, query, count_in_page=False)
-    async with _connection(request, state, principal, query) as conn:
+    async with _connection(request, state, principal, layer, query) as conn:
         matched = await features.count(conn, statements, layer)
     expected = max(0, min(query.limit, matched - query.offset))
-    links = _links(request, layer, query, expected, matched, lang)
+    # The last id is not known before the page streams: the next link of a streamed page goes by offset.
+    links = _links(request, layer, query, (expected, matched), None, lang)
 
     async def body() -> AsyncIterator[bytes]:
         # The connection is taken inside the generator, so a response that never starts holds none.
         returned = 0
         yield b'{"type":"FeatureCollection","features":['
-        async with _connection(request, state, principal, query) as conn:
+        async with _connection(request, state, principal, layer, query) as conn:
             async for chunk in features.stream_page(conn, statements):
                 yield (b"," if returned else b"") + ",".join(chunk).encode()
                 returned += len(chunk)
@@ -172,7 +190,7 @@ async def item(
     fid = features.id_value(layer, featureId)
     found = None
     if fid is not None:
-        async with state.db.connection() as conn:
+        async with state.db.read([layer.id], anonymous=principal.is_anonymous) as conn:
             found = await features.fetch_feature(conn, layer, fid, query.crs)
     if found is None:
         raise NotFound(f"no feature {featureId[:80]!r} in this collection", parameter="featureId")

@@ -31,4 +31,11 @@ async def ready(state: StateDep) -> JSONResponse | dict[str, object]:
         return error_response(503, "database_unavailable", "the database is unreachable", retry_after_s=1)
     if not state.registry_loaded.is_set():
         return error_response(503, "starting", "the catalogue is still loading")
-    return {"status": "ready", "layers": len(state.registry)}
+    answer: dict[str, object] = {"status": "ready", "layers": len(state.registry)}
+    if state.db.replicas is not None:
+        replicas = state.db.replicas
+        answer["replicas"] = [
+            {"name": r.name, "in_rotation": r.in_rotation, "lag_s": round(replicas.lag_s(r.replayed), 3)}
+            for r in replicas.members
+        ]
+    return answer

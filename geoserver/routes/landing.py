@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from geoserver import html, i18n
 from geoserver.conformance import conformance
@@ -20,12 +21,16 @@ async def landing(request: Request) -> Response:
     """What this server is, and where to go next."""
     asked = negotiate(request)
     base, lang = base_url(request), asked.lang
+    if asked.format == "html" and "f" not in asked.values:
+        # A browser that asked for nothing in particular gets the residents' map; `f=html` keeps this page.
+        return RedirectResponse(f"{base}/map" + (f"?lang={lang}" if "lang" in asked.values else ""), status_code=303)
     t = i18n.text
     doc = {
         "title": t(lang, "title"),
         "description": t(lang, "description"),
         "links": [
             *self_links(request, lang),
+            link(f"{base}/map", "related", HTML, t(lang, "map")),
             link(f"{base}/api", "service-desc", OPENAPI_JSON, t(lang, "api")),
             link(f"{base}/docs", "service-doc", HTML, t(lang, "api_doc")),
             link(f"{base}/conformance", "conformance", JSON, t(lang, "conformance")),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -23,7 +22,8 @@ from layers.limits import (
     NEARBY_DEFAULT_LIMIT,
     NEARBY_MAX_LIMIT,
 )
-from layers.queries.nearby import SERVICE_AREA_RULE, Hit, NearbyQuery, search_fingerprint
+from layers.queries import nearby_json
+from layers.queries.nearby import SERVICE_AREA_RULE, Hit, NearbyQuery, search_fingerprint, serving_layers
 from layers.queries.times import EARLIEST_YEAR, LATEST_YEAR, iso, parse_instant
 
 router = APIRouter(tags=["near me"])
@@ -71,8 +71,10 @@ def _moment(text: str) -> datetime:
     "/nearby",
     summary="Features near a point, nearest first",
     description=(
-        "Features of every visible layer (or of `layers`) near the point, sorted by geodesic distance, ties by layer "
-        "then id. Without `radius`, the nearest `limit`; with it, the nearest `limit` within `radius` metres. Each "
+        "Features near the point, sorted by geodesic distance, ties by layer then id. Without `layers`, the visible "
+        "layers that serve people (facilities, events, community overlays: their manifests set `serves_people`); "
+        "boundaries such as wards and communities are `/here`'s answer, and any layer can be named in `layers`. "
+        "Without `radius`, the nearest `limit`; with it, the nearest `limit` within `radius` metres. Each "
         "feature carries its public fields plus `layer`, `distance_m`, `bearing_deg` (from the point, clockwise from "
         "north; null at distance 0), for layers with opening hours `open_now`, `opens_at` and `closes_at` (America/"
         "Edmonton), and for events `happening_now`. Events that ended by `at` are left out. A `next` link carries "
@@ -88,7 +90,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     names = params.text_list(values.get("layers"), "layers", MAX_NEARBY_LAYERS)
     try:
         chosen = (
-            state.registry.visible(principal)
+            serving_layers(state.registry.visible(principal))
             if names is None
             else state.registry.resolve_many(names, principal, cap=MAX_NEARBY_LAYERS, parameter="layers")
         )
@@ -97,7 +99,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     bound_to = search_fingerprint(q, [layer.id for layer in chosen])
     if "cursor" in values:
         q = q.after_key(state.cursors.decode(values["cursor"], bound_to))
-    async with state.db.connection() as conn:
+    async with state.db.read([layer.id for layer in chosen], anonymous=principal.is_anonymous) as conn:
         page = await state.nearby.search(conn, chosen, q)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if page.next_key is not None:
@@ -131,8 +133,9 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     params.check_known(values, HERE_PARAMETERS)
     lon, lat = _point(values)
     now = datetime.now(UTC)
-    async with state.db.connection() as conn:
-        found = await state.nearby.here(conn, state.registry.visible(principal), lon, lat, now)
+    visible = state.registry.visible(principal)
+    async with state.db.read([layer.id for layer in visible], anonymous=principal.is_anonymous) as conn:
+        found = await state.nearby.here(conn, visible, lon, lat, now)
     features = [
         {
             "type": "Feature",
@@ -153,17 +156,6 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     return Response(orjson.dumps(body), media_type=GEOJSON, headers=_HEADERS)
 
 
-def _feature(hit: Hit) -> dict[str, Any]:
-    """A hit as a GeoJSON feature: public fields, then what the search adds."""
-    props = dict(hit.properties)
-    props["layer"] = hit.layer
-    props["distance_m"] = round(hit.distance_m, 2)
-    props["bearing_deg"] = hit.bearing_deg
-    if hit.has_hours:
-        status = hit.hours
-        props["open_now"] = status.open_now if status else None
-        props["opens_at"] = iso(status.opens_at) if status and status.opens_at else None
-        props["closes_at"] = iso(status.closes_at) if status and status.closes_at else None
-    if hit.happening_now is not None:
-        props["happening_now"] = hit.happening_now
-    return {"type": "Feature", "id": hit.id, "geometry": orjson.Fragment(hit.geometry), "properties": props}
+def _feature(hit: Hit) -> orjson.Fragment:
+    """A hit as a GeoJSON feature (public fields, then what the search adds), already encoded."""
+    return orjson.Fragment(nearby_json.feature(hit))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from psycopg import AsyncConnection
 
 from geoserver.auth import PrincipalDep
 from geoserver.media import JSON, MVT
 from geoserver.negotiation import weighted
 from geoserver.responses import PRIVATE, PUBLIC_MAX_AGE_S, base_url, json_response
+from geoserver.sharedcache import tile_keys
 from geoserver.state import AppState, StateDep
 from layers.catalogue.records import Layer
 from layers.catalogue.visibility import Principal
@@ -67,9 +70,20 @@ def tile_response(request: Request, result: TileResult) -> Response:
     return Response(result.tile.raw, media_type=MVT, headers=headers)
 
 
-async def _serve(state: AppState, request: Request, layers: list[Layer], tile: grids.TileXYZ) -> Response:
-    result = await get_tile(state.db.connection, state.tiles, state.tile_cache, layers, tile)
-    return tile_response(request, result)
+async def _serve(
+    state: AppState, request: Request, principal: Principal, layers: list[Layer], tile: grids.TileXYZ
+) -> Response:
+    ids = [layer.id for layer in layers]
+    anonymous = principal.is_anonymous
+
+    def connection() -> AbstractAsyncContextManager[AsyncConnection[Any]]:
+        return state.db.read(ids, anonymous=anonymous)  # a replica that has replayed these layers' changes
+
+    result = await get_tile(connection, state.tiles, state.tile_cache, layers, tile)
+    response = tile_response(request, result)
+    if result.public:
+        response.headers["Surrogate-Key"] = " ".join(tile_keys(ids, tile))
+    return response
 
 
 @router.get("/tiles/{layers}/{z}/{x}/{y_file}", summary="Composite vector tile (XYZ)", response_class=Response)
@@ -86,7 +100,7 @@ async def composite_tile(
         grids.parse_int(x, "x"),
         grids.parse_int(y_file.removesuffix(suffix), "y"),
     )
-    return await _serve(state, request, resolve_layers(state, principal, layers), tile)
+    return await _serve(state, request, principal, resolve_layers(state, principal, layers), tile)
 
 
 @router.get("/tiles/{layers_json}", summary="TileJSON 3.0 for one or more layers")
@@ -203,4 +217,4 @@ async def collection_tile(
         grids.parse_int(tile_col, "tileCol"),
         grids.parse_int(tile_row, "tileRow"),
     )
-    return await _serve(state, request, [layer], tile)
+    return await _serve(state, request, principal, [layer], tile)

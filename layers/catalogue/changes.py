@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from layers.catalogue.journal import announce, audit
-from layers.catalogue.manifest import LayerManifest, Translated
+from layers.catalogue.manifest import LayerManifest, Translated, overlay_serves_people
 from layers.catalogue.models import AUDIT_TABLE, GROUPS_TABLE, LAYERS_TABLE
 from layers.errors import Conflict, InvalidParameter, LayerNotFound
 from layers.sqlcompose import Slot, render
@@ -106,6 +106,8 @@ def merge_metadata(manifest: LayerManifest, changes: dict[str, Any]) -> LayerMan
                 raise InvalidParameter(f"{name} is a non-empty text, or {{en, fr}} texts", parameter=name) from None
         else:
             update[name] = value
+    if manifest.community and isinstance(update.get("category"), str):
+        update["serves_people"] = overlay_serves_people(update["category"])  # an overlay's category decides it
     try:
         return LayerManifest.model_validate({**manifest.model_dump(), **update})
     except ValueError as exc:
@@ -120,7 +122,7 @@ async def save_manifest(
         "title": json.dumps(manifest.title.model_dump()), "description": json.dumps(manifest.description.model_dump()),
         "category": manifest.category, "min_zoom": manifest.min_zoom, "max_zoom": manifest.max_zoom,
         "is_public": manifest.is_public, "shared_groups": json.dumps(list(manifest.shared_groups)),
-        "manifest": manifest.model_dump_json(),
+        "serves_people": manifest.serves_people, "manifest": manifest.model_dump_json(),
     }  # fmt: skip
     statement = sql.SQL("UPDATE {} SET {}, version = version + 1, updated_at = now() WHERE id = {}").format(
         LAYERS_TABLE, sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), Slot(n)) for n in columns),

@@ -15,18 +15,29 @@ UpdateFrequency = Literal["continual", "daily", "weekly", "monthly", "quarterly"
 LANGUAGES = ("en", "fr")
 LAYER_ID_FORBIDDEN = frozenset("/\\,?#%")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL truncates longer names silently; we refuse them instead.
+BOUNDARIES_CATEGORY = "boundaries"  # wards, communities, service zones: what `/here` answers with
+
+
+def overlay_serves_people(category: str) -> bool:
+    """Whether a community overlay is searched by `/nearby` by default: what groups share (events, gardens, food
+    banks) is for people near it, except boundaries, which are `/here`'s answer (at 0 m they would hide services)."""
+    return category != BOUNDARIES_CATEGORY
 
 
 class Translated(BaseModel):
-    """A text in each supported language."""
+    """A text in English and, when the City has one, in French (asked for, not required: English stands in)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     en: str = Field(min_length=1)
-    fr: str = Field(min_length=1)
+    fr: str | None = Field(default=None, min_length=1)
 
     def get(self, lang: str) -> str:
-        """The text in `lang`, English when that language is unknown."""
-        return self.fr if lang == "fr" else self.en
+        """The text in `lang`, English when that language is unknown or missing."""
+        return self.fr if lang == "fr" and self.fr else self.en
+
+    def stored(self) -> dict[str, str]:
+        """The languages given, as the catalogue keeps them (a missing translation is absent, not null)."""
+        return {lang: text for lang, text in (("en", self.en), ("fr", self.fr)) if text}
 
 
 class License(BaseModel):
@@ -157,6 +168,11 @@ class LayerManifest(BaseModel):
         if self.community and self.group is None:
             raise ValueError("a community overlay needs its owner group")
         return self
+
+    @property
+    def missing_translations(self) -> tuple[str, ...]:
+        """The texts with no French version (`title`, `description`), for which English is used."""
+        return tuple(name for name, text in (("title", self.title), ("description", self.description)) if not text.fr)
 
     @property
     def group(self) -> str | None:

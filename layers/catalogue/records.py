@@ -76,6 +76,12 @@ class Layer:
     feature_count: int
     version: int
     updated_at: datetime
+    # True when the catalogue's feature_count is exact: a managed table, or a table published in place whose change
+    # triggers keep it (a view has none, so its count is always asked of the database). Read with the catalogue.
+    count_kept: bool = False
+    # True when a btree index leads with the id column (a primary key does): offsets skip through it. Read with
+    # the catalogue.
+    id_indexed: bool = False
     _by_name: Mapping[str, Field] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,6 +104,11 @@ class Layer:
     def field_names(self) -> tuple[str, ...]:
         """Names of the public fields, in table order."""
         return tuple(f.name for f in self.fields)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages in which both the title and the description exist (English always; French if given)."""
+        return tuple(lang for lang in ("en", "fr") if self.title.get(lang) and self.description.get(lang))
 
     def title_in(self, lang: str) -> str:
         """The title in `lang`, English when that language is missing."""

@@ -14,7 +14,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from layers.catalogue.models import FIELDS_TABLE, GROUPS_TABLE, LAYERS_TABLE, LayerRow
-from layers.catalogue.records import Field, Layer
+from layers.catalogue.records import MANAGED, Field, Layer
 from layers.catalogue.visibility import Principal
 from layers.errors import InvalidParameter, LayerNotFound
 from layers.sqlcompose import render
@@ -85,7 +85,16 @@ class Registry:
             if row["xmin"] is not None:
                 bbox = (float(row["xmin"]), float(row["ymin"]), float(row["xmax"]), float(row["ymax"]))
             publisher = row["publisher"] or row["department"]
-            layers.append(Layer(**values, fields=tuple(fields.get(row["id"], ())), bbox=bbox, publisher=publisher))
+            layers.append(
+                Layer(
+                    **values,
+                    fields=tuple(fields.get(row["id"], ())),
+                    bbox=bbox,
+                    publisher=publisher,
+                    count_kept=bool(row["count_kept"]),
+                    id_indexed=bool(row["id_indexed"]),
+                )
+            )
         return cls(layers)
 
     @classmethod
@@ -100,12 +109,21 @@ class Registry:
 LAYERS_QUERY = render(
     sql.SQL(
         "SELECT {columns}, ST_XMin(l.extent) AS xmin, ST_YMin(l.extent) AS ymin, ST_XMax(l.extent) AS xmax, "
-        "ST_YMax(l.extent) AS ymax, CASE WHEN l.is_community THEN g.name ELSE l.department END AS publisher "
+        "ST_YMax(l.extent) AS ymax, CASE WHEN l.is_community THEN g.name ELSE l.department END AS publisher, "
+        "l.source_kind = {managed} OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = "
+        "to_regclass(format('%I.%I', l.table_schema, l.table_name)) AND tgname = {trigger}) AS count_kept, "
+        "EXISTS (SELECT 1 FROM pg_index AS i JOIN pg_attribute AS a ON a.attrelid = i.indrelid "
+        "AND a.attnum = i.indkey[0] JOIN pg_am AS m ON m.oid = (SELECT relam FROM pg_class WHERE oid = i.indexrelid) "
+        "WHERE i.indrelid = to_regclass(format('%I.%I', l.table_schema, l.table_name)) AND a.attname = l.id_column "
+        "AND m.amname = 'btree') AS id_indexed "
         "FROM {layers} AS l LEFT JOIN {groups} AS g ON g.id = l.group_id WHERE l.deleted_at IS NULL ORDER BY l.id"
     ).format(
         columns=sql.SQL(", ").join(sql.Identifier("l", name) for name in RECORD_COLUMNS),
         layers=LAYERS_TABLE,
         groups=GROUPS_TABLE,
+        managed=sql.Literal(MANAGED),
+        # install_change_triggers' insert trigger; its statement triggers keep feature_count exact.
+        trigger=sql.Literal("geoserver_announce_insert"),
     )
 )
 

@@ -11,6 +11,7 @@ from layers.catalogue.manifest import LayerManifest
 from layers.catalogue.models import LAYERS_TABLE
 from layers.catalogue.records import IN_PLACE
 from layers.errors import IngestError
+from layers.ingest.optimize import stored_column_name
 from layers.ingest.register import LoadResult, NewTable, install_change_triggers, lock_layer, publish_rows
 from layers.sqlcompose import Slot, render
 
@@ -27,7 +28,7 @@ _COLUMNS = render(
 _GEOMETRY = render(
     sql.SQL(
         "SELECT f_geometry_column, type, srid FROM geometry_columns "
-        "WHERE f_table_schema = {schema} AND f_table_name = {name} ORDER BY f_geometry_column LIMIT 1"
+        "WHERE f_table_schema = {schema} AND f_table_name = {name} ORDER BY srid = 3857, f_geometry_column"
     ).format(schema=Slot("schema"), name=Slot("name"))
 )
 _RELKIND = render(
@@ -37,6 +38,8 @@ _RELKIND = render(
     ).format(schema=Slot("schema"), name=Slot("name"))
 )
 _COUNT = render(sql.SQL("SELECT feature_count FROM {} WHERE id = {}").format(LAYERS_TABLE, Slot("id")))
+# A geometry type and its multi form publish as the multi form; anything more mixed is "Geometry".
+_MULTI = {"POINT": "MULTIPOINT", "LINESTRING": "MULTILINESTRING", "POLYGON": "MULTIPOLYGON"}
 
 
 def publish_table(database_url: str, manifest: LayerManifest, *, actor: str = "cli") -> LoadResult:
@@ -62,16 +65,23 @@ def _describe(conn: psycopg.Connection[Any], manifest: LayerManifest, schema: st
     """The table's columns and geometry, checked against the manifest."""
     where = {"schema": schema, "name": name}
     columns = conn.execute(_COLUMNS, where).fetchall()
-    geometry = conn.execute(_GEOMETRY, where).fetchone()
+    geometries = conn.execute(_GEOMETRY, where).fetchall()
+    geometry = geometries[0] if geometries else None
     source = manifest.source.table
     if not columns or geometry is None:
         raise IngestError(f"layer {manifest.id!r}: {source!r} is not a table or view with a geometry column")
-    if geometry[2] != 4326:
+    srid, geometry_type = geometry[2], geometry[1]
+    if srid == 0 or geometry_type.upper() == "GEOMETRY":
+        # No typmod (common after CREATE TABLE AS): the column declares neither; the rows say what they hold.
+        srid, geometry_type = _from_data(conn, manifest, sql.Identifier(schema, name), geometry[0], srid)
+    if srid != 4326:
         raise IngestError(
-            f"layer {manifest.id!r}: {source!r} is in EPSG:{geometry[2]}; "
-            "publish a view that transforms it to EPSG:4326"
+            f"layer {manifest.id!r}: {source!r} is in EPSG:{srid}; publish a view that transforms it to EPSG:4326"
         )
-    types = {col: dtype for col, dtype in columns if col != geometry[0]}
+    # A stored 3857 column `publish --optimize` added earlier is used again, and is no field.
+    stored = stored_column_name(geometry[0])
+    stored_3857 = stored if any(g[0] == stored and g[2] == 3857 for g in geometries) else None
+    types = {col: dtype for col, dtype in columns if col not in (geometry[0], stored_3857)}
     missing = [f for f in (*manifest.public_fields, manifest.id_field) if f not in types]
     if missing:
         raise IngestError(f"layer {manifest.id!r}: fields not in {source!r}: {', '.join(str(m) for m in missing)}")
@@ -79,9 +89,42 @@ def _describe(conn: psycopg.Connection[Any], manifest: LayerManifest, schema: st
         schema=schema,
         name=name,
         id_column=str(manifest.id_field),
-        geometry_type=_GEOMETRY_NAMES.get(geometry[1].upper(), "Geometry"),
+        geometry_type=_GEOMETRY_NAMES.get(geometry_type.upper(), "Geometry"),
         types=types,
         source_kind=IN_PLACE,
         geometry_column=geometry[0],
-        geometry_3857_column=None,
+        geometry_3857_column=stored_3857,
     )
+
+
+def _from_data(
+    conn: psycopg.Connection[Any], manifest: LayerManifest, table: sql.Identifier, column: str, declared: int
+) -> tuple[int, str]:
+    """The SRID (when the column declares none) and the geometry type, read from every row of the table."""
+    found = conn.execute(
+        render(
+            sql.SQL(
+                "SELECT array_agg(DISTINCT ST_SRID({g})), array_agg(DISTINCT upper(GeometryType({g}))) "
+                "FROM {table} WHERE {g} IS NOT NULL"
+            ).format(g=sql.Identifier(column), table=table)
+        )
+    ).fetchone()
+    srids, types = (found[0] or [], found[1] or []) if found else ([], [])
+    source = manifest.source.table
+    if declared == 0:
+        if not srids:
+            raise IngestError(
+                f"layer {manifest.id!r}: {source!r} declares no SRID and has no geometry to read one from; "
+                "give the column a type such as geometry(Geometry, 4326)"
+            )
+        if len(srids) > 1:
+            listed = ", ".join(f"EPSG:{s}" if s else "none" for s in sorted(srids))
+            raise IngestError(
+                f"layer {manifest.id!r}: {source!r} holds geometries in several SRIDs ({listed}); "
+                "publish a view that transforms them all to EPSG:4326"
+            )
+        declared = srids[0]
+    if len(types) == 1:
+        return declared, types[0]
+    multi = {_MULTI.get(t, t) for t in types}
+    return declared, multi.pop() if len(multi) == 1 else "GEOMETRY"

@@ -40,6 +40,7 @@ from layers.ingest.register import (
     lock_layer,
     publish_rows,
 )
+from layers.ingest.search_index import index_searchable
 from layers.sqlcompose import render
 
 Progress = Callable[[str, int, int], None]
@@ -103,6 +104,7 @@ def load_frame(
         _copy(conn, table, frame, columns, types, progress)
         progress("index", 0, 1)
         _finish_table(conn, table, staging, id_name, manifest.id)
+        index_searchable(conn, table, staging, manifest, types)
         progress("index", 1, 1)
         version = publish_rows(conn, manifest, NewTable(LAYER_SCHEMA, staging, id_name, gtype, types), actor, action)
     progress("done", 1, 1)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from layers.catalogue.manifest import LayerManifest, check_layer_id
+from layers.catalogue.manifest import LayerManifest, check_layer_id, overlay_serves_people
 from layers.errors import IngestError, InvalidParameter, TooLarge
 from layers.ingest.frames import as_timestamps, read_frame
 from layers.ingest.load import Progress, load_frame
@@ -72,7 +72,7 @@ def overlay_manifest(spec: OverlaySpec, columns: list[str]) -> LayerManifest:
         "source": {"file": "upload", "crs": spec.crs}, "id_field": spec.id_field, "public_fields": public,
         "private_fields": list(spec.private_fields), "opening_hours_field": spec.opening_hours_field,
         "min_zoom": spec.min_zoom, "visibility": f"group:{spec.group}", "community": True, "owner": spec.group,
-        "serves_people": True, "keywords": ["community", spec.group],
+        "serves_people": overlay_serves_people(spec.category), "keywords": ["community", spec.group],
     }  # fmt: skip
     if spec.time_start is not None:
         data["time_fields"] = {"start": spec.time_start, "end": spec.time_end}

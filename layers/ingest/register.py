@@ -181,8 +181,8 @@ def _layer_row(
     count, extent, temporal_start, temporal_end = stats
     row = {
         "id": manifest.id,
-        "title": json.dumps(manifest.title.model_dump()),
-        "description": json.dumps(manifest.description.model_dump()),
+        "title": json.dumps(manifest.title.stored()),
+        "description": json.dumps(manifest.description.stored()),
         "category": manifest.category,
         "department": manifest.department,
         "license_name": manifest.license.name,
@@ -263,7 +263,7 @@ def _write_field_rows(conn: psycopg.Connection[Any], manifest: LayerManifest, ty
                     "position": position,
                     "data_type": data_type,
                     "is_public": name in public,
-                    "description": json.dumps(described[name].model_dump()) if name in described else None,
+                    "description": json.dumps(described[name].stored()) if name in described else None,
                 }
                 for position, (name, data_type) in enumerate(types.items())
             ],

@@ -21,6 +21,10 @@ from layers.errors import InvalidParameter
 MAC_BYTES = 16
 
 
+def _bad() -> InvalidParameter:
+    return InvalidParameter("invalid cursor: ask for the first page again", parameter="cursor")
+
+
 @dataclass(frozen=True)
 class CursorKey:
     """Where a page ended: the last feature's distance, layer and id."""
@@ -43,28 +47,43 @@ class CursorSigner:
 
     def encode(self, key: CursorKey, bound_to: str) -> str:
         """An opaque, signed cursor for the page after `key`."""
-        payload = json.dumps([key.distance_m, key.layer, key.id, bound_to], separators=(",", ":")).encode()
-        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+        return self.encode_values([key.distance_m, key.layer, key.id], bound_to)
 
     def decode(self, cursor: str, bound_to: str) -> CursorKey:
         """The key inside a cursor this server signed for the same search; 400 on anything else."""
-        bad = InvalidParameter("invalid cursor: ask for the first page again", parameter="cursor")
+        values = self.decode_values(cursor, bound_to, 3)
+        distance_m, layer, ident = values
+        if not (_finite(distance_m) and isinstance(layer, str) and valid_id(ident)):
+            raise _bad()
+        return CursorKey(float(distance_m), layer, ident)
+
+    def encode_values(self, values: list[Any], bound_to: str) -> str:
+        """An opaque cursor holding JSON values, signed and bound to `bound_to`."""
+        payload = json.dumps([*values, bound_to], separators=(",", ":")).encode()
+        return f"{_b64(payload)}.{_b64(self._mac(payload))}"
+
+    def decode_values(self, cursor: str, bound_to: str, count: int) -> list[Any]:
+        """The `count` values of a cursor this server signed for the same `bound_to`; 400 on anything else."""
         try:
             body, _, mac = cursor.partition(".")
             payload = _unb64(body)
             if not hmac.compare_digest(self._mac(payload), _unb64(mac)):
-                raise bad
-            distance_m, layer, ident, signed_for = json.loads(payload)
+                raise _bad()
+            values = json.loads(payload)
         except (ValueError, TypeError, binascii.Error):
-            raise bad from None
+            raise _bad() from None
         # Only this server signs cursors, but a leaked key must still not make a bad value reach the database.
-        valid_id = isinstance(ident, int | str) and not isinstance(ident, bool)
-        if signed_for != bound_to or not (_finite(distance_m) and isinstance(layer, str) and valid_id):
-            raise bad
-        return CursorKey(float(distance_m), layer, ident)
+        if not isinstance(values, list) or len(values) != count + 1 or values[-1] != bound_to:
+            raise _bad()
+        return list(values[:-1])
 
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def valid_id(value: object) -> bool:
+    """An id a cursor may carry: an integer or a string (never a boolean, a float or a structure)."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
 
 
 def _finite(value: object) -> bool:

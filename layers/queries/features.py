@@ -16,8 +16,8 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from layers.catalogue.fieldtypes import SQL_CASTS, kind_of
-from layers.catalogue.models import CATALOG_SCHEMA
-from layers.catalogue.records import MANAGED, Layer
+from layers.catalogue.models import LAYERS_TABLE
+from layers.catalogue.records import Layer
 from layers.queries import cql
 from layers.queries import crs as crs_mod
 from layers.queries.geojson import feature_json
@@ -137,6 +137,22 @@ def _order(layer: Layer, query: ItemsQuery) -> sql.Composable:
     return sql.SQL(", ").join(keys)
 
 
+def _start(layer: Layer, query: ItemsQuery, condition: sql.Composable, bind: Binder) -> tuple[sql.Composable, int]:
+    """Where the page starts: the page's WHERE condition and what OFFSET is left to skip.
+
+    After a keyset (`next` links), the rows after the last id; for a plain offset on an unfiltered layer ordered by
+    an indexed id, the id at that offset read from the index alone (no row is fetched for the rows skipped)."""
+    ident = sql.Identifier(layer.id_column)
+    if query.after is not None:
+        return sql.SQL("{} AND {} > {}").format(condition, ident, bind(query.after)), 0
+    if query.offset and query.keyset and not query.has_filters and layer.id_indexed:
+        first = sql.SQL("(SELECT {id} FROM {table} ORDER BY {id} OFFSET {offset} LIMIT 1)").format(
+            id=ident, table=layer.table, offset=bind(query.offset)
+        )
+        return sql.SQL("{} AND {} >= {}").format(condition, ident, first), 0
+    return condition, query.offset
+
+
 def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> ItemsSql:
     """The page and count statements of an items request (the page carries the count unless told not to)."""
     bind = Binder()
@@ -157,11 +173,13 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
         )
         extra.append((DISTANCE_PROPERTY, sql.SQL("round({}::numeric, 2)").format(sql.Identifier(_DISTANCE_COLUMN))))
     count = sql.SQL("SELECT count(*) FROM {table} WHERE {where}").format(table=layer.table, where=condition)
-    needs_count = query.has_filters or layer.source_kind != MANAGED
-    count_in_page = count_in_page and needs_count
+    # The catalogue's count is exact for managed tables and tables whose triggers keep it: no count(*) then.
+    needs_count = query.has_filters or not layer.count_kept
+    kept = sql.SQL("(SELECT feature_count FROM {} WHERE id = {})").format(LAYERS_TABLE, bind(layer.id))
+    page_where, offset = _start(layer, query, condition, bind)
     order = _order(layer, query)
     page = sql.SQL(
-        "SELECT {feature}, {matched} FROM (SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} "
+        "SELECT {feature}, {matched}, {id} FROM (SELECT {selected} FROM {table} WHERE {where} ORDER BY {order} "
         "LIMIT {limit} OFFSET {offset}) AS page ORDER BY {order}"
     ).format(
         feature=feature_json(
@@ -171,13 +189,14 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
             extra=extra,
             names=query.select,
         ),
-        matched=sql.SQL("({})").format(count) if count_in_page else sql.SQL("NULL::bigint"),
+        matched=(sql.SQL("({})").format(count) if count_in_page else sql.SQL("NULL::bigint")) if needs_count else kept,
+        id=sql.Identifier(layer.id_column),
         selected=sql.SQL(", ").join(selected),
         table=layer.table,
-        where=condition,
+        where=page_where,
         order=order,
         limit=bind(query.limit),
-        offset=bind(query.offset),
+        offset=bind(offset),
     )
     count_text = render(count)
     return ItemsSql(
@@ -186,7 +205,7 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
         params=bind.params,
         count_params=bind.params_for(count_text),
         needs_count=needs_count,
-        count_in_page=count_in_page,
+        count_in_page=needs_count and count_in_page,
     )
 
 
@@ -197,15 +216,14 @@ ROW_ETAG = sql.SQL("md5(row_to_json(t)::text)")
 
 @dataclass
 class Page:
-    """A fetched page: features as GeoJSON text, and the exact number matched."""
+    """A fetched page: features as GeoJSON text, the exact number matched, and the last feature's id."""
 
     features: list[str]
     number_matched: int
+    last_id: Any = None
 
 
-CATALOGUE_COUNT = render(
-    sql.SQL("SELECT feature_count FROM {} WHERE id = {}").format(sql.Identifier(CATALOG_SCHEMA, "layers"), Slot("id"))
-)
+CATALOGUE_COUNT = render(sql.SQL("SELECT feature_count FROM {} WHERE id = {}").format(LAYERS_TABLE, Slot("id")))
 
 
 async def catalogue_count(conn: AsyncConnection[Any], layer: Layer) -> int:
@@ -227,17 +245,17 @@ async def count(conn: AsyncConnection[Any], statements: ItemsSql, layer: Layer) 
 async def fetch_page(
     conn: AsyncConnection[Any], layer: Layer, query: ItemsQuery, statements: ItemsSql | None = None
 ) -> Page:
-    """One page, fetched whole (for pages up to STREAM_ABOVE features)."""
+    """One page, fetched whole (for pages up to STREAM_ABOVE features); every row carries the number matched."""
     statements = statements or build(layer, query)
     cur = await conn.execute(statements.page, statements.params)
     rows = await cur.fetchall()
-    if not statements.needs_count:
-        matched = await catalogue_count(conn, layer)
-    elif rows:
+    if rows and rows[0][1] is not None:
         matched = int(rows[0][1])
-    else:  # no row carried the count: zero, unless the page starts past the end
-        matched = 0 if query.offset == 0 else await count(conn, statements, layer)
-    return Page(features=[row[0] for row in rows], number_matched=matched)
+    elif not rows and query.offset == 0 and query.after is None and statements.needs_count:
+        matched = 0  # nothing matches at all
+    else:  # no row carried the count: the page starts past the end
+        matched = await count(conn, statements, layer)
+    return Page(features=[row[0] for row in rows], number_matched=matched, last_id=rows[-1][2] if rows else None)
 
 
 async def stream_page(

@@ -15,7 +15,7 @@ Everything here is pure: no I/O, no clock reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -71,7 +71,9 @@ def status(schedule: Schedule, at: datetime) -> Status:
     """Open or closed at `at`, with the next closing time (when open) or the next opening time (when closed)."""
     start = _local(at)
     try:
-        horizon = start + timedelta(days=HORIZON_DAYS)
+        # Counted in absolute time, then read in local time: local arithmetic could land in the hour the clock
+        # skips in spring, which the library refuses.
+        horizon = (at.astimezone(UTC) + timedelta(days=HORIZON_DAYS)).astimezone(CITY_TIMEZONE)
     except OverflowError:  # the end of time: nothing opens or closes after it
         return Status(open_now(schedule, at), None, None)
     is_open = open_now(schedule, at)
@@ -81,6 +83,26 @@ def status(schedule: Schedule, at: datetime) -> Status:
         if not is_open and state == opening_hours.State.OPEN and begins > start:
             return Status(False, _change(schedule, at, begins, to_open=True), None)
     return Status(is_open, None, None)
+
+
+def status_until(schedule: Schedule, at: datetime) -> tuple[Status, datetime | None]:
+    """The status at `at`, and the instant until which every later instant has the same status (None: only `at`).
+
+    With a next change, the status holds until it. Without one inside the horizon, it holds until a change comes
+    within the horizon: a second look one horizon further finds when."""
+    found = status(schedule, at)
+    change = found.closes_at or found.opens_at
+    if change is not None:
+        return found, change
+    horizon = timedelta(days=HORIZON_DAYS)
+    try:
+        later = status(schedule, at.astimezone(UTC) + horizon)
+    except OverflowError:
+        return found, None
+    if later.open_now != found.open_now:  # a change exactly at the horizon's end
+        return found, None
+    beyond = later.closes_at or later.opens_at
+    return found, (beyond - horizon) if beyond is not None else at + horizon
 
 
 def _change(schedule: Schedule, at: datetime, wall: datetime, *, to_open: bool) -> datetime:

@@ -46,6 +46,12 @@ class ItemsQuery:
     crs: crs_mod.Crs = crs_mod.CRS84
     select: tuple[str, ...] | None = None  # `properties=`: a subset of the public fields
     skip_geometry: bool = False
+    after: Any = None  # keyset paging: the page starts after this id (only when ordered by id alone)
+
+    @property
+    def keyset(self) -> bool:
+        """True when the page order is the id alone, so a next page can start after the last id."""
+        return not self.sortby
 
     @property
     def has_filters(self) -> bool:

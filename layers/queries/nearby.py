@@ -22,14 +22,15 @@ from typing import Any
 import orjson
 from psycopg import AsyncConnection
 
+from layers.catalogue.manifest import BOUNDARIES_CATEGORY
 from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
 from layers.queries import hours
 from layers.queries.cursor import CursorKey, fingerprint
 from layers.queries.nearby_sql import Rel, distinct_sql, here_sql, search_sql
 
+MAX_SCHEDULES = 20_000  # statuses kept (one per distinct schedule text); beyond it the cache starts again
 MAX_DISTINCT = 5_000  # categories or schedules per layer we enumerate; beyond it a layer cannot use that filter
-BOUNDARIES_CATEGORY = "boundaries"
 # Facility categories with a service area: the facility that serves a point is the nearest one of the category by
 # geodesic distance, i.e. the point's Voronoi cell (no drawn catchment boundaries exist in the catalogue).
 SERVICE_AREA_CATEGORIES = ("fire_station", "library", "recreation_centre")
@@ -63,11 +64,18 @@ class Hit:
     id: Any
     distance_m: float
     bearing_deg: float | None
-    geometry: str
-    properties: dict[str, Any]
+    geometry: str  # GeoJSON text, as the database wrote it
+    properties_json: str  # the public fields as a JSON object, as the database wrote it
     happening_now: bool | None
     hours: hours.Status | None
     has_hours: bool
+    id_json: str  # the id as JSON text
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """The public fields."""
+        result: dict[str, Any] = orjson.loads(self.properties_json)
+        return result
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,23 @@ class NearbyService:
         self._statements: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._facts: dict[tuple[str, int], _Facts] = {}
         self._cache_size = cache_size
+        # Per schedule text: the status, and the instants between which it holds (until its next change).
+        self._statuses: dict[str, tuple[datetime, datetime, hours.Status]] = {}
+
+    def status(self, text: str, at: datetime) -> hours.Status | None:
+        """A schedule's status at `at` (None when malformed), computed once per schedule until its next change."""
+        cached = self._statuses.get(text)
+        if cached is not None and cached[0] <= at < cached[1]:
+            return cached[2]
+        schedule = hours.parse_cached(text)
+        if schedule is None:
+            return None
+        found, until = hours.status_until(schedule, at)
+        if until is not None:  # the same status holds from `at` until then
+            if len(self._statuses) >= MAX_SCHEDULES:
+                self._statuses.clear()
+            self._statuses[text] = (at, until, found)
+        return found
 
     async def search(self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: NearbyQuery) -> Page:
         """Features near the point across `layers`, nearest first (ties by layer, then id), one page."""
@@ -117,23 +142,22 @@ class NearbyService:
         if q.open_now:
             for layer in layers:
                 facts = await self._facts_of(conn, layer)
-                open_texts += [t for t in facts.schedules or () if _open(t, q.at)]
+                open_texts += [t for t in facts.schedules or () if self._is_open(t, q.at)]
         if not layers:
             return Page([], None)
         after = q.after
         parts = tuple(
             (layer, q.radius_m is None, bool(q.categories), q.open_now, _rel(layer.id, after)) for layer in layers
         )
-        statement = self._statement(parts)
+        statement = self._statement(parts, q.limit + 1)
         params: dict[str, Any] = {
-            "lon": q.lon, "lat": q.lat, "radius_m": q.radius_m, "lim": q.limit + 1, "at": q.at,
+            "lon": q.lon, "lat": q.lat, "radius_m": q.radius_m, "at": q.at,
             "categories": list(q.categories), "open_schedules": open_texts,
             "after_d": after.distance_m if after else None, "after_id": after.id if after else None,
         }  # fmt: skip
         cur = await conn.execute(statement, params)
         rows = await cur.fetchall()
-        statuses: dict[str, hours.Status | None] = {}  # a page holds few distinct schedules: evaluate each once
-        hits = sorted((_hit(row, layers, q.at, statuses) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
+        hits = sorted((self._hit(row, layers, q.at) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
         more = len(hits) > q.limit
         hits = hits[: q.limit]
         last = hits[-1] if hits else None
@@ -211,9 +235,30 @@ class NearbyService:
             self._facts[key] = facts
         return facts
 
-    def _statement(self, parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...]) -> bytes:
-        key = tuple((layer.id, layer.version, *rest) for layer, *rest in parts)
-        return self._cached(key, lambda: search_sql(parts))
+    def _is_open(self, text: str, at: datetime) -> bool:
+        found = self.status(text, at)
+        return found is not None and found.open_now
+
+    def _hit(self, row: tuple[Any, ...], layers: Sequence[Layer], at: datetime) -> Hit:
+        branch, ident, distance_m, bearing, geometry, props, happening, has_hours, schedule_text = row
+        status = self.status(schedule_text, at) if schedule_text is not None else None
+        bearing_deg = None if bearing is None or math.isnan(bearing) else round(bearing, 1)
+        return Hit(
+            layers[branch].id,
+            orjson.loads(ident),
+            distance_m,
+            bearing_deg,
+            geometry,
+            props,
+            happening,
+            status,
+            has_hours,
+            ident,
+        )
+
+    def _statement(self, parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...], lim: int) -> bytes:
+        key = (lim, *((layer.id, layer.version, *rest) for layer, *rest in parts))
+        return self._cached(key, lambda: search_sql(parts, lim))
 
     def _cached(self, key: tuple[Any, ...], build: Any) -> bytes:
         text = self._statements.get(key)
@@ -227,6 +272,11 @@ class NearbyService:
         return text
 
 
+def serving_layers(layers: Sequence[Layer]) -> list[Layer]:
+    """The layers near-me searches when none are named: those that serve people (facilities, events, overlays)."""
+    return [layer for layer in layers if layer.serves_people]
+
+
 def search_fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
     """What a cursor is bound to: every parameter of the search except limit and the cursor itself."""
     return fingerprint(
@@ -238,38 +288,11 @@ def _tuple(values: frozenset[str] | None) -> tuple[str, ...] | None:
     return tuple(sorted(values)) if values is not None else None
 
 
-def _open(text: str, at: datetime) -> bool:
-    schedule = hours.parse_cached(text)
-    return schedule is not None and hours.open_now(schedule, at)
-
-
 def _rel(layer_id: str, after: CursorKey | None) -> Rel:
     """How a layer sorts against the cursor's layer: decides whether equal distances come after the cursor."""
     if after is None:
         return None
     return "lt" if layer_id < after.layer else "eq" if layer_id == after.layer else "gt"
-
-
-def _hit(row: tuple[Any, ...], layers: Sequence[Layer], at: datetime, statuses: dict[str, Any]) -> Hit:
-    branch, ident, distance_m, bearing, geometry, props, happening, has_hours, schedule_text = row
-    status = None
-    if schedule_text is not None:
-        if schedule_text not in statuses:
-            schedule = hours.parse_cached(schedule_text)
-            statuses[schedule_text] = hours.status(schedule, at) if schedule is not None else None
-        status = statuses[schedule_text]
-    bearing_deg = None if bearing is None or math.isnan(bearing) else round(bearing, 1)
-    return Hit(
-        layers[branch].id,
-        orjson.loads(ident),
-        distance_m,
-        bearing_deg,
-        geometry,
-        orjson.loads(props),
-        happening,
-        status,
-        has_hours,
-    )
 
 
 async def _distinct(conn: AsyncConnection[Any], layer: Layer, column: str | None) -> frozenset[str] | None:

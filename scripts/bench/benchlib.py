@@ -59,13 +59,13 @@ def bench_database(data_dir: Path) -> tuple[str, Any]:
 
 
 def ensure_tipg(data_dir: Path) -> str:
-    """TiPg in a virtual environment of its own; returns its Python."""
+    """TiPg 1.6 (the version the goals were set against) in a virtual environment of its own; returns its Python."""
     venv = data_dir / "tipg-venv"
     python = venv / "bin" / "python"
     if not (venv / "bin" / "uvicorn").exists():
         print("installing TiPg into its own virtual environment...", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "tipg", "uvicorn"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "tipg>=1.6,<1.7", "uvicorn"], check=True)
     return str(python)
 
 
@@ -110,12 +110,12 @@ class Server:
         return cls([PYTHON, "-m", "geoserver", "serve"], env, port, "/ready")
 
     @classmethod
-    def tipg(cls, python: str, database_url: str, port: int) -> Server:
+    def tipg(cls, python: str, database_url: str, port: int, schema: str = "layer_data") -> Server:
         """TiPg on the same database (its defaults, the layer schema exposed)."""
         env = {
             **os.environ,
             "DATABASE_URL": database_url,
-            "TIPG_DB_SCHEMAS": '["layer_data"]',
+            "TIPG_DB_SCHEMAS": json.dumps([schema]),
             "TIPG_MAX_FEATURES_PER_TILE": "20000",
         }
         args = [
@@ -209,7 +209,8 @@ def wrk(base_url: str, paths: Path, seconds: int, connections: int = 16) -> dict
 def pgbench(cluster: Any, scripts: list[tuple[Path, int]], seconds: int, clients: int = 4) -> dict[str, float]:
     """Transactions per second of the weighted scripts through pgbench (each transaction is one tile)."""
     port = cluster.running_port()
-    args = [cluster.bin("pgbench"), "-n", "-c", str(clients), "-j", "2", "-T", str(seconds)]
+    # Prepared, as the server (psycopg) and TiPg (asyncpg) run theirs: planned once per connection.
+    args = [cluster.bin("pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(seconds)]
     for path, weight in scripts:
         args += ["-f", f"{path}@{weight}"]
     args += ["-h", "127.0.0.1", "-p", str(port), "-U", "geoserver", "geoserver"]
@@ -248,3 +249,17 @@ def _cell(m: dict[str, float] | None) -> str:
 
 def _ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
     return f"{a['rps'] / b['rps']:.2f}x" if a and b and b["rps"] else "—"
+
+
+def print_in_place_table(rows: list[dict[str, Any]]) -> None:
+    """The in-place table: the naive statement and ours through pgbench, TiPg, ours cold and warm, and the ratios."""
+    columns = ["workload", "naive SQL (pgbench, 4 clients)", "our SQL (pgbench)", "TiPg", "ours cold", "ours warm"]
+    columns += ["cold / TiPg", "cold / naive", "warm / TiPg"]
+    print("\n| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    for row in rows:
+        naive, raw, tipg, cold, warm = (row.get(k) for k in ("naive", "raw", "tipg", "cold", "warm"))
+        print(
+            f"| {row['workload']} | {_cell(naive)} | {_cell(raw)} | {_cell(tipg)} | {_cell(cold)} | {_cell(warm)} | "
+            f"{_ratio(cold, tipg)} | {_ratio(cold, naive)} | {_ratio(warm, tipg)} |"
+        )

@@ -80,14 +80,26 @@ ensure_venv() {
     fi
 }
 
-# Front-end packages (MapLibre GL JS, ...) from the npm registry, at set-up time only: nothing loads from a CDN.
+# Front-end packages from the npm registry, at set-up time only: nothing loads from a CDN. `ensure_npm_packages dev`
+# (scripts/test) also installs the test tools (axe-core, Lighthouse); `prod` (scripts/serve) only what browsers get.
+# Install scripts are not run: no package here needs one. Then scripts/build-web copies what browsers need into
+# geoserver/web/vendor/, which the server serves under /map/vendor/.
 ensure_npm_packages() {
+    local mode="${1:-dev}" want have stamp="$ROOT/node_modules/.geoserver-installed" built
     command -v npm >/dev/null 2>&1 || apt_install nodejs npm
-    local want stamp="$ROOT/node_modules/.geoserver-installed"
     want="$(sha256sum "$ROOT/package-lock.json" | cut -c1-16)"
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    # A full install (with the test tools) serves scripts/serve as well.
+    if [ "$have" != "$want-dev" ] && { [ "$mode" = dev ] || [ "$have" != "$want-prod" ]; }; then
         say "installing front-end packages (npm ci)"
-        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-        echo "$want" > "$stamp"
+        local omit=()
+        [ "$mode" = prod ] && omit=(--omit=dev)
+        (cd "$ROOT" && npm ci --ignore-scripts "${omit[@]}" --no-audit --no-fund --loglevel=error >/dev/null)
+        echo "$want-$mode" > "$stamp"
+    fi
+    built="$ROOT/geoserver/web/vendor/.built-from"
+    if [ "$(cat "$built" 2>/dev/null)" != "$want" ]; then
+        "$ROOT/scripts/build-web" >/dev/null
+        echo "$want" > "$built"
     fi
 }

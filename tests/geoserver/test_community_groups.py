@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from tests.support.access import issue
 from tests.support.cli import geoserver
 from tests.support.files import garden_plots, kml_events, zipped_shapefile
+from tests.support.layers import drop_layer
 
 GROUP = "bowness-gardeners"
 EVENTS = "bowness garden events"
@@ -88,6 +89,8 @@ def journey(
     assert made.status_code == 201, made.text
     outsider = issue(database_url, "pat@elsewhere", {"other-gardeners": "publisher"})
     yield {"publisher": publisher, "editor": editor, "outsider": outsider, "created": created, "plots": made}
+    for layer in (EVENTS, PLOTS):  # later modules expect the demo City's public layers only (near me without layers)
+        drop_layer(database_url, layer)
 
 
 def test_uploads_answer_201_with_the_layer_document(journey: dict[str, Any]) -> None:

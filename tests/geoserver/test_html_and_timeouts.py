@@ -28,7 +28,7 @@ def app_client(client: TestClient) -> TestClient:
 
 def test_html_pages_in_english_and_french(app_client: TestClient) -> None:
     browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
-    landing = app_client.get("/", headers=browser)
+    landing = app_client.get("/?f=html", headers=browser)
     assert landing.headers["content-type"].startswith("text/html") and "<h1>City location services</h1>" in landing.text
     french = app_client.get("/collections", headers={**browser, "Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"})
     assert french.headers["content-language"] == "fr" and "Installations (données de démonstration)" in french.text

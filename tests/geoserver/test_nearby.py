@@ -68,11 +68,26 @@ def test_nearby_is_geojson_sorted_by_distance_with_what_the_search_adds(client: 
             assert (props["closes_at"] is not None) == props["open_now"] or props["closes_at"] is None
         if props["layer"] == "events":
             assert isinstance(props["happening_now"], bool)
-    assert {"wards", "communities"} <= layers and len(layers) >= 4  # the point lies in a ward and a community
+    assert layers == {"facilities", "events"}  # without `layers`: what serves people, never the ward at 0 m
     facilities = get(client, **DOWNTOWN, layers="facilities", at=DEMO_NOW).json()["features"]
     assert facilities and all({"open_now", "opens_at", "closes_at"} <= set(f["properties"]) for f in facilities)
     assert all("staff_notes" not in f["properties"] for f in facilities)
     assert "CANARY" not in response.text and "example.invalid" not in response.text
+
+
+def test_without_layers_near_me_means_services_and_boundaries_stay_with_here(client: TestClient) -> None:
+    default = get(client, **DOWNTOWN, limit=100, at=DEMO_NOW).json()["features"]
+    assert {f["properties"]["layer"] for f in default} == {"facilities", "events"}
+    assert default[0]["properties"]["distance_m"] > 0  # no boundary the point stands in comes first at 0 m
+    named = "facilities,events,service_requests,wards,communities"
+    everything = get(client, **DOWNTOWN, limit=100, at=DEMO_NOW, layers=named).json()["features"]
+    assert {"wards", "communities", "service_requests"} <= {f["properties"]["layer"] for f in everything}
+    assert everything[0]["properties"]["distance_m"] == 0  # the control: named boundaries still answer
+    here = get(client, "/here", **DOWNTOWN).json()
+    assert {"wards", "communities"} <= {f["properties"]["layer"] for f in here["features"]}
+    described = client.get("/api").json()["paths"]["/nearby"]["get"]
+    assert "serve people" in described["description"]
+    assert "serve people" in next(p for p in described["parameters"] if p["name"] == "layers")["description"]
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,35 @@ def test_an_overlay_can_never_take_a_city_layers_place(client: TestClient, peopl
                         headers=bearer(people["publisher"])).status_code == 403  # fmt: skip
 
 
+def test_near_me_searches_a_groups_overlays_by_default_and_leaves_its_boundaries_to_here(
+    client: TestClient, people: dict[str, str]
+) -> None:
+    spot = {"lon": -114.2, "lat": 51.2}
+    ring = [[-114.21, 51.19], [-114.19, 51.19], [-114.19, 51.21], [-114.21, 51.21], [-114.21, 51.19]]
+    zone = {"type": "Polygon", "coordinates": [ring]}
+    files = {
+        "share seed fair": ("events", geojson_bytes([({"name": "seed fair"}, point(**spot))])),
+        "share patrol zones": ("boundaries", geojson_bytes([({"name": "zone 1"}, zone)])),
+    }
+    for layer, (category, data) in files.items():
+        made = upload(client, people["editor"], "f.geojson", data, id=layer, title=layer, group=OWNER,
+                      category=category)  # fmt: skip
+        assert made.status_code == 201, made.text
+    viewer = bearer(people["viewer"])
+
+    def near(headers: dict[str, str]) -> set[str]:
+        found = client.get("/nearby", params={**spot, "limit": 100}, headers=headers).json()["features"]
+        return {f["properties"]["layer"] for f in found}
+
+    assert "share seed fair" in near(viewer) and "share patrol zones" not in near(viewer)
+    here = client.get("/here", params=spot, headers=viewer).json()["features"]
+    assert "share patrol zones" in {f["properties"]["layer"] for f in here}
+    assert not {"share seed fair", "share patrol zones"} & near({})  # the group's own, until made public
+    moved = client.patch(f"/collections/{quote('share patrol zones', safe='')}", json={"category": "community"},
+                         headers=bearer(people["editor"]))  # fmt: skip
+    assert moved.status_code == 200 and "share patrol zones" in near(viewer)
+
+
 def test_unpublished_layers_vanish_for_everyone_and_staff_bring_them_back(
     client: TestClient, people: dict[str, str]
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import morecantile
 import pytest
 
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tests.support.cli import geoserver
 from tests.support.layers import one_row
 from tests.support.servers import LiveServer
@@ -24,16 +25,6 @@ from rangeserver import StaticServer  # noqa: E402 - scripts/serve-static's serv
 ROOT = Path(__file__).resolve().parents[2]
 MAPLIBRE = ROOT / "node_modules" / "maplibre-gl" / "dist" / "maplibre-gl.js"
 PMTILES_JS = ROOT / "node_modules" / "pmtiles" / "dist" / "pmtiles.js"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 
 def test_gdal_reads_a_composite_tile(live_server: LiveServer, tmp_path: Path) -> None:

@@ -279,9 +279,9 @@ def test_every_city_manifest_is_a_demo_layer(manifests: dict[str, LayerManifest]
     for layer, m in manifests.items():
         assert m.demo and m.visibility == "public"
         assert m.source.file == f"demo/{layer}.gpkg" and m.source.table is None
-        assert "(demo data)" in m.title.en and "(données de démonstration)" in m.title.fr
+        assert "(demo data)" in m.title.en and "(données de démonstration)" in (m.title.fr or "")
         assert "synthetic demo data" in m.description.en.lower() and "not real city data" in m.description.en.lower()
-        assert "données de démonstration synthétiques" in m.description.fr.lower()
+        assert "données de démonstration synthétiques" in (m.description.fr or "").lower()
         assert m.department.endswith("(demo)")
         assert m.license.name == "Open Government Licence - City of Calgary" and m.license.url
         assert "demo" in m.keywords and m.field_descriptions

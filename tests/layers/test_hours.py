@@ -154,3 +154,27 @@ def test_status_agrees_with_open_now_and_its_next_change_is_a_real_change(sched:
     if now.opens_at is not None:
         assert not now.open_now and now.opens_at > at
         assert open_now(sched, now.opens_at) and not open_now(sched, now.opens_at - second)
+
+
+SCHEDULES = ["Mo-Fr 09:00-17:00", "Mo-Su 08:00-22:00", "24/7", "Mo-Sa 10:00-18:00; Su off", "Fr 18:00-02:00"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 30 * 24 * 60), min_size=1, max_size=40), st.sampled_from(SCHEDULES))
+def test_the_near_me_status_cache_always_agrees_with_a_fresh_evaluation(minutes: list[int], text: str) -> None:
+    from layers.queries.nearby import NearbyService
+
+    service = NearbyService()
+    start = datetime(2027, 3, 1, tzinfo=UTC)  # spans the spring daylight-saving change
+    for minute in minutes:  # in any order: `at=` may name any instant
+        at = start + timedelta(minutes=minute)
+        schedule = parse_cached(text)
+        assert schedule is not None and service.status(text, at) == status(schedule, at)
+
+
+def test_a_horizon_ending_in_the_skipped_spring_hour_is_read_in_absolute_time() -> None:
+    # 8 days after 02:00 on 2027-03-06 is 02:00 on 2027-03-14, an hour the clock skips in Calgary.
+    schedule = parse_cached("Mo-Fr 09:00-17:00")
+    assert schedule is not None
+    at = datetime(2027, 3, 6, 2, 0, tzinfo=ZoneInfo("America/Edmonton"))
+    assert status(schedule, at) == status(schedule, at + timedelta(seconds=1)) and not status(schedule, at).open_now

@@ -7,7 +7,34 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+
+def wait_ready(url: str, seconds: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Poll `url` until it answers 200 (True), the time is up or `alive()` turns false (False)."""
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and alive():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
+def stop_process(process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `seconds`; reaped either way."""
+    process.terminate()
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(seconds)
 
 
 def free_port() -> int:
@@ -39,20 +66,12 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         import threading
-        import urllib.request
 
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("the live server did not become ready")
+        if not wait_ready(f"{self.url}/ready", 30):
+            raise AssertionError("the live server did not become ready")
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
@@ -73,29 +92,16 @@ class ServerProcess:
         }
 
     def __enter__(self) -> ServerProcess:
-        import urllib.request
-
         from tests.support.cluster import die_with_parent
 
         command = [sys.executable, "-m", "geoserver", "serve", "--no-demo", "--port", str(self.port)]
         self.process = subprocess.Popen(  # noqa: S603 - our own CLI
             command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and self.process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise AssertionError("the server process did not become ready")
+        if not wait_ready(f"{self.url}/ready", 60, alive=lambda: self.process.poll() is None):
+            self.__exit__()
+            raise AssertionError("the server process did not become ready")
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)

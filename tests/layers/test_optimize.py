@@ -1,0 +1,97 @@
+"""`publish --optimize`: a stored generated EPSG:3857 column and its index on the table itself, used by the tiles."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from layers.catalogue.visibility import ANONYMOUS
+from layers.errors import IngestError
+from layers.ingest.in_place import publish_table
+from layers.ingest.optimize import optimize
+from tests.support.layers import drop_layer, fresh_registry, manifest
+from tiles.source import LayerTileSource
+
+LAYER = "optimized pts"
+
+
+def _table(conn: psycopg.Connection, name: str) -> None:
+    conn.execute(f"DROP TABLE IF EXISTS public.{name} CASCADE")
+    conn.execute(
+        f"CREATE TABLE public.{name} AS SELECT i AS id, 'p' || i AS label, "  # noqa: S608 - fixed test names
+        "ST_SetSRID(ST_MakePoint(-114.1 + i / 100000.0, 51.0 + i / 200000.0), 4326) AS geom "
+        "FROM generate_series(1, 3000) AS i"
+    )
+
+
+def test_optimize_adds_a_generated_column_and_index_and_the_tiles_use_them(
+    database_url: str, conn: psycopg.Connection
+) -> None:
+    _table(conn, "opt_points")
+    publish_table(database_url, manifest(LAYER, ["label"], id_field="id", source={"table": "public.opt_points"}))
+    before = fresh_registry(conn).resolve(LAYER, ANONYMOUS)
+    assert before.geometry_3857_column is None and LayerTileSource(before).affine_zooms
+    stages: list[tuple[str, int, int]] = []
+    assert optimize(database_url, LAYER, progress=lambda *s: stages.append(s)) == "geom_3857"
+    finished = [stage for stage, done, total in stages if done == total]
+    assert list(dict.fromkeys(finished)) == ["column", "index", "analyze"] and stages[-1] == ("analyze", 1, 1)
+    after = fresh_registry(conn).resolve(LAYER, ANONYMOUS)
+    assert after.geometry_3857_column == "geom_3857" and after.version == before.version + 1
+    source = LayerTileSource(after)
+    assert not source.affine_zooms and b'"geom_3857" &&' in source.sql_for(14)
+    assert "geom_3857" not in after.field_names
+    generated = conn.execute(
+        "SELECT attgenerated FROM pg_attribute WHERE attrelid = 'public.opt_points'::regclass AND attname = 'geom_3857'"
+    ).fetchone()
+    indexed = conn.execute(
+        "SELECT count(*) FROM pg_indexes WHERE tablename = 'opt_points' AND indexdef LIKE '%gist (geom_3857)%'"
+    ).fetchone()
+    assert generated == ("s",) and indexed == (1,)
+    # An edit keeps the stored column current by itself.
+    conn.execute(
+        "INSERT INTO public.opt_points (id, label, geom) VALUES (9999, 'new', ST_SetSRID(ST_MakePoint(0, 0), 4326))"
+    )
+    assert conn.execute("SELECT ST_AsText(geom_3857) FROM public.opt_points WHERE id = 9999").fetchone() == (
+        "POINT(0 0)",
+    )
+    # Published again (a new manifest version), the layer keeps its stored column; optimizing again does nothing.
+    publish_table(database_url, manifest(LAYER, ["label"], id_field="id", source={"table": "public.opt_points"}))
+    assert fresh_registry(conn).resolve(LAYER, ANONYMOUS).geometry_3857_column == "geom_3857"
+    assert optimize(database_url, LAYER) is None
+    drop_layer(database_url, LAYER, "public.opt_points")
+
+
+def test_a_view_cannot_be_optimized(database_url: str, conn: psycopg.Connection) -> None:
+    _table(conn, "opt_base")
+    conn.execute("CREATE VIEW public.opt_view AS SELECT * FROM public.opt_base")
+    publish_table(database_url, manifest("opt view", ["label"], id_field="id", source={"table": "public.opt_view"}))
+    with pytest.raises(IngestError, match="only a table published in place can be optimized"):
+        optimize(database_url, "opt view")
+    assert fresh_registry(conn).resolve("opt view", ANONYMOUS).geometry_3857_column is None
+    drop_layer(database_url, "opt view")
+    conn.execute("DROP TABLE public.opt_base CASCADE")
+
+
+def test_the_command_line_publishes_optimizes_and_shows_it(
+    database_url: str, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    _table(conn, "opt_cli")
+    path = tmp_path / "cli.yaml"
+    data = manifest("opt cli", ["label"], id_field="id", source={"table": "public.opt_cli"}).model_dump(mode="json")
+    path.write_text(json.dumps(data))
+    env = {**os.environ, "GEOSERVER_DATABASE_URL": database_url}
+    geoserver = [sys.executable, "-m", "geoserver"]
+    done = subprocess.run([*geoserver, "publish", str(path), "--optimize"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "opt cli: analyzing" in done.stderr and "tiles now read the stored column 'geom_3857'" in done.stderr
+    shown = subprocess.run([*geoserver, "layers", "show", "opt cli"], env=env, capture_output=True, text=True)
+    source = json.loads(shown.stdout)["source"]
+    assert source["optimized"] is True and source["geometry_3857_column"] == "geom_3857"
+    assert source["kind"] == "table published in place" and "optimizing" not in source
+    drop_layer(database_url, "opt cli", "public.opt_cli")
