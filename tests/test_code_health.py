@@ -16,6 +16,8 @@ MAX_FUNCTION_LINES = 60
 SCRIPTS = [
     "scripts/demo-city",
     "scripts/record-responses",
+    "scripts/serve-static",
+    "scripts/lib/rangeserver.py",
     *(f"scripts/bench/{p.name}" for p in (ROOT / "scripts/bench").iterdir()),
 ]
 

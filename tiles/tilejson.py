@@ -20,24 +20,25 @@ def layer_list(layers: Sequence[Layer]) -> str:
     return ",".join(quote(layer.id, safe="") for layer in layers)
 
 
-def tilejson(layers: Sequence[Layer], sources: TileSources, base_url: str, lang: str = "en") -> dict[str, Any]:
-    """A TileJSON 3.0.0 document for a composite of `layers` (already resolved for the caller)."""
+def bounds_of(layers: Sequence[Layer]) -> list[float]:
+    """The longitude/latitude box around the layers' extents (the whole grid when none has one)."""
     boxes = [layer.bbox for layer in layers if layer.bbox is not None]
-    bounds = (
-        [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
-        if boxes
-        else [-180.0, -85.0511, 180.0, 85.0511]
-    )
+    if not boxes:
+        return [-180.0, -85.0511, 180.0, 85.0511]
+    return [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
+
+
+def tileset_metadata(layers: Sequence[Layer], sources: TileSources, lang: str = "en") -> dict[str, Any]:
+    """What TileJSON says about a composite of `layers` besides where its tiles are (a PMTiles archive says it too)."""
+    bounds = bounds_of(layers)
     minzoom = min(layer.min_zoom for layer in layers)
     maxzoom = max(layer.max_zoom for layer in layers)
     licences = sorted({layer.license_name for layer in layers})
     return {
-        "tilejson": "3.0.0",
         "name": ", ".join(layer.title_in(lang) for layer in layers),
         "description": " ".join(layer.description_in(lang) for layer in layers)[:2000],
         "version": "1.0.0",
         "scheme": "xyz",
-        "tiles": [f"{base_url}/tiles/{layer_list(layers)}/{{z}}/{{x}}/{{y}}.pbf"],
         "minzoom": minzoom,
         "maxzoom": maxzoom,
         "bounds": bounds,
@@ -45,6 +46,12 @@ def tilejson(layers: Sequence[Layer], sources: TileSources, base_url: str, lang:
         "attribution": "; ".join(licences),
         "vector_layers": [sources.get(layer.id).vector_layer() for layer in layers],
     }
+
+
+def tilejson(layers: Sequence[Layer], sources: TileSources, base_url: str, lang: str = "en") -> dict[str, Any]:
+    """A TileJSON 3.0.0 document for a composite of `layers` (already resolved for the caller)."""
+    tiles = [f"{base_url}/tiles/{layer_list(layers)}/{{z}}/{{x}}/{{y}}.pbf"]
+    return {"tilejson": "3.0.0", "tiles": tiles, **tileset_metadata(layers, sources, lang)}
 
 
 # Colours per facility category and per layer: readable on a light background, distinct for colour-blind readers
@@ -133,7 +140,20 @@ def _label_layer(layer: Layer) -> dict[str, Any] | None:
 
 
 def style(layers: Sequence[Layer], sources: TileSources, base_url: str, lang: str) -> dict[str, Any]:
-    """A MapLibre style (version 8) drawing `layers` from one composite vector source."""
+    """A MapLibre style (version 8) drawing `layers` from the server's composite tiles."""
+    source = {"type": "vector", "url": f"{base_url}/tiles/{layer_list(layers)}.json"}
+    return _style(layers, sources, source, lang)
+
+
+def archive_style(layers: Sequence[Layer], sources: TileSources, archive_url: str, lang: str) -> dict[str, Any]:
+    """The same style drawing `layers` from a PMTiles archive, through the `pmtiles` protocol of MapLibre pages.
+
+    `archive_url` is where browsers fetch the archive; a relative one is resolved against the page, not the style.
+    """
+    return _style(layers, sources, {"type": "vector", "url": f"pmtiles://{archive_url}"}, lang)
+
+
+def _style(layers: Sequence[Layer], sources: TileSources, source: dict[str, str], lang: str) -> dict[str, Any]:
     order = {"boundaries": 0, "property": 1, "infrastructure": 2, "service_requests": 3, "events": 4, "facilities": 5}
     drawn = sorted(layers, key=lambda layer: (order.get(layer.category, 3), layer.id))
     style_layers: list[dict[str, Any]] = [
@@ -153,13 +173,13 @@ def style(layers: Sequence[Layer], sources: TileSources, base_url: str, lang: st
             "geoserver:category": layer.category,
             "geoserver:community": layer.is_community,
         }
-    bounds = tilejson(layers, sources, base_url, lang)["bounds"]
+    bounds = bounds_of(layers)
     return {
         "version": 8,
         "name": STYLE_NAMES.get(lang, STYLE_NAMES["en"]),
         "metadata": {"geoserver:language": lang, "geoserver:demo": any(layer.is_demo for layer in layers)},
         "center": [(bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2],
         "zoom": 11,
-        "sources": {"city": {"type": "vector", "url": f"{base_url}/tiles/{layer_list(layers)}.json"}},
+        "sources": {"city": source},
         "layers": style_layers,
     }

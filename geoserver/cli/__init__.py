@@ -1,4 +1,4 @@
-"""The `geoserver` command line: serve, migrate, load, demo, seed, layers, groups, tokens, open311, cluster."""
+"""The `geoserver` command line: serve, migrate, load, demo, seed, layers, groups, tokens, open311, export, cluster."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 # Each module registers its commands; `--help` lists them in this order.
 # isort: off
-from geoserver.cli import serve, data, publish, catalogue, access, open311, cluster  # noqa: F401
+from geoserver.cli import serve, data, publish, catalogue, access, open311, export, cluster  # noqa: F401
 
 # isort: on
 from geoserver.cli.common import app

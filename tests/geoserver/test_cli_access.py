@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 
 import psycopg
 import pytest
 
 from layers.access.tokens import principal_for_token
-
-
-def geoserver(database_url: str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GEOSERVER_DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "geoserver", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert (done.returncode == 0) == ok, done.stderr[-2000:]
-    return done
+from tests.support.cli import geoserver
 
 
 def resolve(database_url: str, token: str) -> object:

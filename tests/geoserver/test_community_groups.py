@@ -8,9 +8,6 @@ token stops working.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.access import issue
+from tests.support.cli import geoserver
 from tests.support.files import garden_plots, kml_events, zipped_shapefile
 from tests.support.layers import drop_layer
 
@@ -30,15 +28,6 @@ EVENTS = "bowness garden events"
 PLOTS = "bowness garden plots"
 FESTIVAL: dict[str, Any] = {"lon": -114.0712, "lat": 51.0455}
 AT_EVENT = "2026-07-15T18:00:00Z"
-
-
-def geoserver(database_url: str, *args: str) -> str:
-    """Run the `geoserver` command line on the test database; returns its standard output."""
-    env = {**os.environ, "GEOSERVER_DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "-m", "geoserver", *args], env=env, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -68,7 +57,7 @@ def journey(
     )
     out = geoserver(
         database_url, "tokens", "create", "chair@bowness", "--group", f"{GROUP}:publisher", "--label", "chair"
-    )
+    ).stdout
     publisher = out.strip().splitlines()[-1]
     assert publisher.startswith("gs_") and len(publisher) > 30
     issued = client.post(f"/groups/{GROUP}/tokens", json={"subject": "sam@bowness", "role": "editor", "label": "sam"},
@@ -222,5 +211,5 @@ def test_a_revoked_token_gets_401_at_once(client: TestClient, journey: dict[str,
     refused = client.get("/me", headers=bearer(spare["token"]))
     assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
     assert spare["token"] not in refused.text
-    chair = geoserver(database_url, "tokens", "list")
+    chair = geoserver(database_url, "tokens", "list").stdout
     assert "chair@bowness" in chair and journey["publisher"] not in chair
