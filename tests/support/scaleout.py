@@ -75,8 +75,9 @@ class Varnish:
             vcl = re.sub(
                 rf'(backend instance{number} \{{\s*\.host = "127\.0\.0\.1";\s*\.port = )"\d+"', rf'\g<1>"{port}"', vcl
             )
-        if len(instance_ports) == 1:
+        if len(instance_ports) == 1:  # VCL refuses a backend that nothing uses: leave instance2 out entirely
             vcl = vcl.replace("    instances.add_backend(instance2);\n", "")
+            vcl = re.sub(r"backend instance2 \{.*?\n\}\n", "", vcl, flags=re.S)
         self.vcl = root / "geoserver.vcl"
         root.mkdir(parents=True, exist_ok=True)
         os.chmod(root, 0o755)
