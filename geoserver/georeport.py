@@ -1,12 +1,14 @@
 """GeoReport v2 on the wire: the same records as JSON or as the specification's schemaless XML, and its errors.
 
 GeoReport errors have a body of their own (a list of `{code, description}`, or `<errors><error>` in XML) and use
-404 for what does not exist, 403 for a missing or bad api_key and 400 for anything else. `GeoReportRoute` gives
+404 for what does not exist, 403 for a missing or bad api_key and 400 for other mistakes (the server's own 405, 413,
+429 and 5xx stay as they are). `GeoReportRoute` gives
 every open311 route that mapping, so the global handler (`geoserver/errors.py`) stays as it is for other routes.
 """
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -18,7 +20,9 @@ from fastapi.routing import APIRoute
 from psycopg_pool import PoolTimeout
 
 from geoserver import errors
-from layers.errors import Forbidden, GeoServerError, NotAllowed, NotFound, Retryable, Unauthorized
+from layers.errors import GeoServerError, NotFound, Retryable
+
+log = logging.getLogger(__name__)
 
 FORMATS = ("json", "xml")
 MEDIA = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
@@ -67,15 +71,13 @@ def answer(fmt: str, root: str, body: Any, *, status: int = 200, headers: dict[s
 
 
 def status_of(exc: GeoServerError) -> int:
-    """GeoReport's status for one of our errors: 404, 403 for keys and tokens, the server's own status for limits,
-    load and outages (429, 503) and for a method that does not apply (405), 400 for everything else."""
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Unauthorized | Forbidden):
+    """GeoReport's status for one of our errors: the server's own status for what does not exist (404), a key that
+    does not open the door (403, also for a missing one), a method that does not apply (405), a body too large (413),
+    limits, load and outages (429, 5xx); 400 for every other mistake of the client's."""
+    status = errors.status_of(exc)
+    if status == 401:
         return 403
-    if isinstance(exc, Retryable | NotAllowed):
-        return errors.status_of(exc)
-    return 400
+    return status if status in (403, 404, 405, 413, 429) or status >= 500 else 400
 
 
 def error_answer(fmt: str, status: int, description: str, *, retry_after_s: int | None = None) -> Response:
@@ -100,6 +102,8 @@ class GeoReportRoute(APIRoute):
             try:
                 return await handler(request)
             except GeoServerError as exc:
+                if errors.status_of(exc) >= 500 and errors.status_of(exc) != 503:  # as the global handler logs
+                    log.error("%s on %s", exc.code, request.url.path)
                 return _error(fmt, exc)
             except (PoolTimeout, psycopg.OperationalError) as exc:
                 return _error(fmt, errors.from_database(request, exc))

@@ -16,7 +16,7 @@ import contextlib
 import json
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,7 +194,7 @@ def export_pool(database_url: str, workers: int) -> AsyncConnectionPool:
 
 async def _built(
     pool: AsyncConnectionPool, plan: ExportPlan, sources: TileSources, workers: int
-) -> AsyncIterator[tuple[TileXYZ, BuiltTile]]:
+) -> AsyncGenerator[tuple[TileXYZ, BuiltTile], None]:
     """Each tile of the plan as the server builds it, in the plan's order, `workers` queries at a time.
 
     At most twice that many tiles are in flight, so memory does not grow with the archive.
@@ -226,15 +226,17 @@ async def _fill(
     progress: Callable[[int], None],
 ) -> ExportReport:
     report = ExportReport()
-    async for tile, built in _built(pool, plan, sources, workers):
-        if built.raw:
-            writer.write_tile(tile_id(tile), built.gz)
-            report.tiles += 1
-            report.min_zoom = tile.z if report.min_zoom is None else report.min_zoom
-            report.max_zoom = tile.z
-        else:
-            report.empty += 1
-        progress(1)
+    # Closed on the way out whatever happens (a full disk, say): no tile query is left running behind us.
+    async with contextlib.aclosing(_built(pool, plan, sources, workers)) as built_tiles:
+        async for tile, built in built_tiles:
+            if built.raw:
+                writer.write_tile(tile_id(tile), built.gz)
+                report.tiles += 1
+                report.min_zoom = tile.z if report.min_zoom is None else report.min_zoom
+                report.max_zoom = tile.z
+            else:
+                report.empty += 1
+            progress(1)
     return report
 
 
@@ -254,14 +256,17 @@ async def write_archive(
         async with export_pool(database_url, workers) as pool:
             with scratch.open("wb") as out:
                 writer = Writer(out)
-                report = await _fill(writer, pool, plan, sources, workers, progress)
-                if not report.tiles:
-                    raise InvalidParameter(
-                        f"nothing to export: no tile of these layers holds anything at zooms "
-                        f"{plan.first_zoom}-{plan.last_zoom}",
-                        parameter="zooms",
-                    )
-                writer.finalize(_header(plan, report), archive_metadata(plan, sources, lang))
+                try:
+                    report = await _fill(writer, pool, plan, sources, workers, progress)
+                    if not report.tiles:
+                        raise InvalidParameter(
+                            f"nothing to export: no tile of these layers holds anything at zooms "
+                            f"{plan.first_zoom}-{plan.last_zoom}",
+                            parameter="zooms",
+                        )
+                    writer.finalize(_header(plan, report), archive_metadata(plan, sources, lang))
+                finally:
+                    writer.tile_f.close()  # the writer's scratch file, which only a finished archive closes
         os.replace(scratch, path)
     except BaseException:
         with contextlib.suppress(OSError):

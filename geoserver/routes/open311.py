@@ -39,6 +39,9 @@ def _values(request: Request, catalogue: ServiceCatalogue, allowed: tuple[str, .
     """The query parameters, each once and known; a jurisdiction_id, when sent, must be ours (404 otherwise)."""
     values = params.single_values(request.query_params.multi_items())
     params.check_known(values, ("jurisdiction_id", "lang", *allowed))
+    for name, value in values.items():
+        if "\x00" in value:  # PostgreSQL refuses NUL in text: say so here, not with a 500 from the driver
+            raise InvalidParameter(f"{name} must not contain NUL characters", parameter=name)
     jurisdiction = values.get("jurisdiction_id", "").strip()
     if jurisdiction and jurisdiction != catalogue.jurisdiction_id:
         raise_jurisdiction(jurisdiction)
@@ -57,6 +60,13 @@ async def discovery(request: Request, state: StateDep, fmt: str) -> Response:
     body = {"changeset": catalogue.changeset, "contact": catalogue.contact.get(lang),
             "key_service": catalogue.key_service.get(lang), "endpoints": [endpoint]}  # fmt: skip
     return answer(fmt, "discovery", body, headers=PUBLIC)
+
+
+def _path_id(value: str, parameter: str) -> str:
+    """An id or token from the path: one that cannot exist (empty, over 64 characters, a NUL) is not found."""
+    if not 1 <= len(value) <= 64 or "\x00" in value:
+        raise NotFound(f"{parameter} was not found", parameter=parameter)
+    return value
 
 
 def _layer_keys(where: RequestsLayer) -> dict[str, str]:
@@ -114,7 +124,7 @@ async def one_request(
     """One request, as a list of one (as the specification answers it)."""
     fmt, catalogue = check_format(fmt), state.services()
     values = _values(request, catalogue, ())
-    query = reads.RequestQuery(ids=(request_id,), exact=principal.is_staff)
+    query = reads.RequestQuery(ids=(_path_id(request_id, "service_request_id"),), exact=principal.is_staff)
     return await _requests(state, catalogue, query, pick_language(request, values), fmt, one=True)
 
 
@@ -173,8 +183,7 @@ async def token_request(request: Request, state: StateDep, token: str, fmt: str)
     """The request id a `batch` submission's token stands for."""
     fmt, catalogue = check_format(fmt), state.services()
     _values(request, catalogue, ())
-    if not 1 <= len(token) <= 64:
-        raise NotFound("token was not found", parameter="token")
+    token = _path_id(token, "token")
     async with state.db.connection() as conn:
         request_id = await reads.request_for_token(conn, token)
     return answer(fmt, "service_requests", [{"service_request_id": request_id, "token": token}], headers=PUBLIC)
@@ -184,6 +193,8 @@ async def token_request(request: Request, state: StateDep, token: str, fmt: str)
 async def change_status(request: Request, state: StateDep, principal: StaffDep, request_id: str, fmt: str) -> Response:
     """City staff: set `status` (open, closed) and `status_notes`; answers the request as staff see it."""
     fmt, catalogue = check_format(fmt), state.services()
+    request_id = _path_id(request_id, "service_request_id")
+    lang = pick_language(request, _values(request, catalogue, ()))
     form = await read_form(request)
     params.check_known({name: "" for name in form}, ("status", "status_notes"))
     if any(len(values) > 1 for values in form.values()):
@@ -194,7 +205,7 @@ async def change_status(request: Request, state: StateDep, principal: StaffDep, 
         await status.set_status(
             conn, where, request_id, (form.get("status") or [""])[0], notes, actor=str(principal.subject)
         )
-    return await _requests(state, catalogue, reads.RequestQuery(ids=(request_id,), exact=True), "en", fmt, one=True)
+    return await _requests(state, catalogue, reads.RequestQuery(ids=(request_id,), exact=True), lang, fmt, one=True)
 
 
 @router.get(V2 + "/stats")

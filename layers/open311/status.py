@@ -13,6 +13,7 @@ from layers.catalogue.journal import audit
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE, STATUS_TABLE
 from layers.errors import InvalidParameter, NotFound
 from layers.open311.places import RequestsLayer
+from layers.open311.submission import CONTROL
 from layers.sqlcompose import Slot, render
 
 STATUSES = ("open", "closed")
@@ -25,8 +26,10 @@ def check_status(status: str | None, notes: str | None) -> tuple[str, str | None
         raise InvalidParameter("status must be open or closed", parameter="status")
     if notes is not None:
         notes = notes.strip() or None
-    if notes is not None and (len(notes) > MAX_NOTES or "\x00" in notes):
+    if notes is not None and len(notes) > MAX_NOTES:
         raise InvalidParameter(f"status_notes is at most {MAX_NOTES} characters", parameter="status_notes")
+    if notes is not None and CONTROL.search(notes):
+        raise InvalidParameter("status_notes holds characters that are not allowed", parameter="status_notes")
     return status, notes
 
 

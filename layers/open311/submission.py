@@ -32,7 +32,7 @@ KNOWN = frozenset(
      *REQUESTER_FIELDS}
 )  # fmt: skip
 _ATTRIBUTE = re.compile(r"attribute\[([^\[\]]{1,64})\](\[\])?")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # what XML 1.0 cannot carry (and DEL)
 _LINE_BREAK = re.compile(r"[\r\n]")
 _PHONE = re.compile(r"[0-9+().\- ]{3,40}(?:\s*(?:x|ext\.?)\s*[0-9]{1,6})?", re.IGNORECASE)
 
@@ -106,7 +106,7 @@ def _text(values: dict[str, str], name: str, most: int, *, multiline: bool = Fal
     text = raw.strip()
     if len(text) > most:
         raise InvalidParameter(f"{name} is longer than {most} characters", parameter=name)
-    if _CONTROL.search(text) or (not multiline and _LINE_BREAK.search(text)):
+    if CONTROL.search(text) or (not multiline and _LINE_BREAK.search(text)):
         raise InvalidParameter(f"{name} holds characters that are not allowed", parameter=name)
     return text
 

@@ -14,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=(?:(\d+)-(\d*)|-(\d+))$")  # FIRST-[LAST], or -SUFFIX (the last SUFFIX bytes)
 
 
 @dataclass
@@ -45,10 +45,16 @@ class _RangeHandler(SimpleHTTPRequestHandler):
             super().do_GET()
             return
         size = path.stat().st_size
-        first, last = wanted.groups()
-        start, end = (int(first), min(int(last or size - 1), size - 1)) if first else (size - int(last), size - 1)
+        first, last, suffix = wanted.groups()
+        if suffix is not None:  # a suffix longer than the file asks for all of it (RFC 9110, 14.1.2)
+            start, end = max(0, size - int(suffix)), size - 1
+        else:
+            start, end = int(first), min(int(last) if last else size - 1, size - 1)
         if not 0 <= start <= end:
-            self.send_error(416)
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         with path.open("rb") as f:
             f.seek(start)

@@ -125,8 +125,36 @@ def test_keys_never_travel_in_the_url_and_bodies_are_bounded(app: TestClient, da
     as_json = app.post("/open311/v2/requests.json", json=fields)
     assert as_json.status_code == 400 and "x-www-form-urlencoded" in as_json.json()[0]["description"]
     huge = app.post("/open311/v2/requests.json", data={**fields, "description": "x" * 70_000})
-    assert huge.status_code == 400 and huge.json()[0]["code"] == 400
+    assert huge.status_code == 413 and huge.json()[0]["code"] == 413
     assert stored_counts(database_url) == before
+
+
+def test_ids_and_notes_postgresql_cannot_take_are_refused_in_georeport_form(
+    app: TestClient, database_url: str, key: str
+) -> None:
+    """A NUL in an id, a token or a filter, or a control character in staff's notes (XML cannot carry it), is the
+    client's mistake: a 400 or 404 in GeoReport's form, never a 500, and nothing changes."""
+    staff = {"Authorization": f"Bearer {issue(database_url, 'notes-agent', staff=True)}"}
+    created = app.post("/open311/v2/requests.json", data=form(key, place(database_url, 14), POTHOLE))
+    assert created.status_code == 200, created.text
+    request_id = created.json()[0]["service_request_id"]
+    cases = [
+        (app.get("/open311/v2/requests/%00.json"), 404),
+        (app.get("/open311/v2/requests.xml?service_request_id=%00"), 400),
+        (app.get("/open311/v2/requests.json?status=open%00"), 400),
+        (app.get("/open311/v2/tokens/%00.json"), 404),
+        (app.post("/open311/v2/requests/%00/status.json", data={"status": "closed"}, headers=staff), 404),
+        (app.post(f"/open311/v2/requests/{request_id}/status.xml", data={"status": "closed", "status_notes": "a\x01b"},
+                  headers=staff), 400),
+    ]  # fmt: skip
+    for response, status in cases:
+        assert response.status_code == status, (response.request.url, response.text)
+        if response.request.url.path.endswith(".xml"):
+            assert ET.fromstring(response.content).findtext("error/code") == str(status)
+        else:
+            assert response.json()[0]["code"] == status
+    again = app.get(f"/open311/v2/requests/{request_id}.json", headers=staff).json()[0]
+    assert again["status"] == "open" and again["status_notes"] is None
 
 
 def _submit(client: TestClient, key: str, n: int, database_url: str) -> Any:
