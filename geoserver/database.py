@@ -61,6 +61,32 @@ def pool_sizes(settings: Settings) -> dict[Workload, int]:
     }
 
 
+def connections_per_worker(settings: Settings) -> int:
+    """The most connections one worker opens to the primary: its pools and its change listener."""
+    return sum(pool_sizes(settings).values()) + 1
+
+
+_ALLOWED = sql.SQL(
+    "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+)
+
+
+async def warn_if_over_budget(conn: AsyncConnection[Any], settings: Settings) -> bool:
+    """Log a warning (and return True) when this instance's workers alone may open more connections than the
+    primary allows: requests would then fail with 503s under load, far from the cause (docs/scaling.md)."""
+    row = await (await conn.execute(_ALLOWED)).fetchone()
+    allowed = int(row[0]) if row else 0
+    wanted = connections_per_worker(settings) * settings.workers
+    if wanted <= allowed:
+        return False
+    log.warning(
+        "%d worker(s) may open %d connections to PostgreSQL, which allows %d: raise max_connections or lower "
+        "GEOSERVER_POOL_MAX_SIZE, GEOSERVER_HEAVY_POOL_SIZE or GEOSERVER_WRITES_POOL_SIZE (docs/scaling.md)",
+        settings.workers, wanted, allowed,
+    )  # fmt: skip
+    return True
+
+
 def _waits(settings: Settings) -> dict[Workload, float]:
     """How long a request waits for a free connection of each pool before it answers 503."""
     return {

@@ -18,7 +18,7 @@ from psycopg import sql
 from starlette.types import Scope
 
 from geoserver.clients import HeavySlots, Network, client_address
-from geoserver.database import Database, Workload, is_connection_failure
+from geoserver.database import Database, Workload, is_connection_failure, warn_if_over_budget
 from geoserver.replicas import current_lsn
 from geoserver.settings import Settings
 from geoserver.sharedcache import CATALOGUE_KEY, Purger, edit_keys, layer_key
@@ -66,6 +66,7 @@ class AppState:
     _registry: Registry = field(default_factory=Registry)
     open311_services: ServiceCatalogue | None = None
     _settling: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    _budget_checked: bool = False  # the connection budget is checked once, on the listener's first connection
 
     @property
     def registry(self) -> Registry:
@@ -111,6 +112,9 @@ class AppState:
                 ) as conn:
                     for channel in (CHANGE_CHANNEL, SETTLE_CHANNEL):
                         await conn.execute(render(sql.SQL("LISTEN {}").format(sql.Identifier(channel))))
+                    if not self._budget_checked:
+                        self._budget_checked = True
+                        await warn_if_over_budget(conn, self.settings)
                     # Listen first, then load and flush: nothing committed in between is missed, and whatever
                     # changed while we were not listening is no longer in any cache.
                     await self.on_change("{}")

@@ -1,0 +1,40 @@
+"""An instance whose workers could open more connections than PostgreSQL allows says so when it starts, rather than
+answering 503s under load far from the cause."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geoserver.app import create_app
+from geoserver.database import connections_per_worker
+from geoserver.settings import Settings
+
+
+@pytest.mark.parametrize(("workers", "pool_max_size", "warned"), [(1, 10, False), (2, 100, True)])
+def test_an_instance_that_could_exhaust_postgresql_warns_at_start(
+    database_url: str,
+    demo_city: dict[str, str],
+    app_data_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+    pool_max_size: int,
+    warned: bool,
+) -> None:
+    settings = Settings(data_dir=app_data_dir, connect_timeout_s=2, workers=workers, pool_max_size=pool_max_size)
+    caplog.set_level(logging.WARNING, logger="geoserver.database")
+    with TestClient(create_app(settings, database_url)) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/ready").status_code != 200:  # ready once the listener has connected and checked
+            assert time.monotonic() < deadline, "the app did not load the catalogue"
+            time.sleep(0.1)
+    said = [r.getMessage() for r in caplog.records if "connections to PostgreSQL" in r.getMessage()]
+    assert bool(said) == warned, said
+    if warned:
+        # The embedded test cluster allows 200 connections, 3 of them kept for superusers.
+        assert f"{workers} worker(s) may open {workers * connections_per_worker(settings)} connections" in said[0]
+        assert "which allows 197" in said[0] and "GEOSERVER_POOL_MAX_SIZE" in said[0]
