@@ -33,8 +33,11 @@ from layers.queries.download_files import DownloadStore
 from tiles.cache import TileCache
 
 # Route modules, in the order their paths are matched (fixed paths before templated ones of the same shape).
-ROUTES = (landing, collections, features, edits, history, changes, catalog, groups, overlays, health, nearby_routes,
-          search_routes, tiles_routes, styles_routes, metrics_routes, open311_routes, web_routes)  # fmt: skip
+# Requests are matched against routes in this order: tiles, by far the most frequent, come first (warm tiles measured
+# about 1.5x faster than with tiles twelfth, five runs each way); no other router answers a path under /tiles,
+# /tileMatrixSets or /collections/{id}/tiles.
+ROUTES = (tiles_routes, landing, collections, features, edits, history, changes, catalog, groups, overlays, health,
+          nearby_routes, search_routes, styles_routes, metrics_routes, open311_routes, web_routes)  # fmt: skip
 
 
 def app_from_environment() -> FastAPI:
