@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +31,20 @@ def running_cluster(prefix: str) -> Iterator[EmbeddedCluster]:
         yield cluster
     finally:
         cluster.stop()
+        report_crashes(root / "data" / "log")
         shutil.rmtree(root, ignore_errors=True)
+
+
+CRASH_SIGNS = re.compile(r"terminated by signal|exited with exit code|PANIC|terminating any other active")
+
+
+def report_crashes(log_dir: Path) -> None:
+    """Before the cluster's folder goes: if a backend crashed during the run (the cluster then went through recovery,
+    and tests that connected meanwhile failed far from the cause), print the server's own lines about it."""
+    lines = [line for log in sorted(log_dir.glob("*")) for line in log.read_text(errors="replace").splitlines()
+             if CRASH_SIGNS.search(line)]  # fmt: skip
+    if lines:
+        print("PostgreSQL reported a crash during the test run:", *lines[-20:], sep="\n", file=sys.__stderr__)
 
 
 def die_with_parent() -> None:
