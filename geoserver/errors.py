@@ -90,11 +90,17 @@ def status_of(exc: GeoServerError) -> int:
     return 500
 
 
-async def _ours(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, GeoServerError)
+def log_fault(request: Request, exc: GeoServerError) -> None:
+    """Our own faults go to the log: a 5xx other than 503 (which is load or an outage, not a fault)."""
     status = status_of(exc)
     if status >= 500 and status != 503:
         log.error("%s on %s", exc.code, request.url.path)
+
+
+async def _ours(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GeoServerError)
+    status = status_of(exc)
+    log_fault(request, exc)
     retry, limit = (exc.retry_after_s, exc.limit) if isinstance(exc, Retryable) else (None, None)
     response = error_response(status, exc.code, exc.message, exc.parameter, retry_after_s=retry, limit=limit)
     if isinstance(exc, NotAllowed):

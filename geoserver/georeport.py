@@ -8,7 +8,6 @@ every open311 route that mapping, so the global handler (`geoserver/errors.py`) 
 
 from __future__ import annotations
 
-import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -21,8 +20,6 @@ from psycopg_pool import PoolTimeout
 
 from geoserver import errors
 from layers.errors import GeoServerError, NotFound, Retryable
-
-log = logging.getLogger(__name__)
 
 FORMATS = ("json", "xml")
 MEDIA = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
@@ -102,8 +99,7 @@ class GeoReportRoute(APIRoute):
             try:
                 return await handler(request)
             except GeoServerError as exc:
-                if errors.status_of(exc) >= 500 and errors.status_of(exc) != 503:  # as the global handler logs
-                    log.error("%s on %s", exc.code, request.url.path)
+                errors.log_fault(request, exc)
                 return _error(fmt, exc)
             except (PoolTimeout, psycopg.OperationalError) as exc:
                 return _error(fmt, errors.from_database(request, exc))

@@ -22,3 +22,16 @@ def weighted(header: str | None) -> list[tuple[str, float]]:
                     q = 0.0
         values.append((value.strip().lower(), q))
     return values
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header takes gzip (by name or `*`, with a weight above zero)."""
+    return any(coding in ("gzip", "*") and q > 0 for coding, q in weighted(accept_encoding))
+
+
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names this entity tag (weak or strong, in a list, or `*`): answer 304."""
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags

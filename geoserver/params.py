@@ -47,11 +47,14 @@ _INTEGER = re.compile(r"[+-]?\d{1,19}")
 
 
 def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Query parameters as a dict; a parameter given twice is refused rather than silently picking one."""
+    """Query parameters as a dict; a parameter given twice is refused rather than silently picking one, and so is a
+    NUL character (PostgreSQL cannot take one in text: it would otherwise reach the driver and answer 500)."""
     values: dict[str, str] = {}
     for name, value in pairs:
         if name in values:
             raise InvalidParameter(f"{name!r} is given more than once", parameter=name)
+        if "\x00" in value:
+            raise InvalidParameter(f"{name[:60]}: the value holds a NUL character", parameter=name[:60])
         values[name] = value
     return values
 

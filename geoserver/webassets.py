@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastapi import Request, Response
 
-from geoserver.negotiation import weighted
+from geoserver.negotiation import accepts_gzip, none_match
 from layers.errors import NotFound
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -71,12 +71,10 @@ def asset_response(request: Request, folder: str, name: str) -> Response:
     if path is None:
         raise NotFound(f"no file {name[:80]!r} in the web map's {folder[:20]!r}")
     asset = _load(path, path.stat().st_mtime_ns)
-    gzip = asset.gzipped is not None and any(
-        coding in ("gzip", "*") and q > 0 for coding, q in weighted(request.headers.get("accept-encoding"))
-    )
+    gzip = asset.gzipped is not None and accepts_gzip(request.headers.get("accept-encoding"))
     etag = asset.etag[:-1] + '-gz"' if gzip else asset.etag
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={ASSET_MAX_AGE_S}", "Vary": "Accept-Encoding"}
-    if request.headers.get("if-none-match") in (etag, f"W/{etag}"):
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if gzip:
         headers["Content-Encoding"] = "gzip"

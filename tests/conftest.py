@@ -42,9 +42,10 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A skipped test is a failed promise here: `scripts/test` must prove everything, so skips fail the run."""
+    """A skipped test is a failed promise here: `scripts/test` must prove everything, so skips (and expected
+    failures, which hide a broken test as well) fail the run."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    skipped = len(reporter.stats.get("skipped", [])) if reporter is not None else 0
+    skipped = sum(len(reporter.stats.get(kind, [])) for kind in ("skipped", "xfailed")) if reporter is not None else 0
     if skipped and exitstatus == 0 and not os.environ.get("GEOSERVER_ALLOW_SKIPS"):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:

@@ -12,6 +12,7 @@ from geoserver import i18n
 from geoserver.auth import PrincipalDep
 from geoserver.errors import error_response
 from geoserver.media import JSON_LD
+from geoserver.negotiation import none_match
 from geoserver.responses import base_url, caching, json_response, negotiate
 from geoserver.state import StateDep
 from layers.catalogue.records import Layer
@@ -73,6 +74,6 @@ async def download(collectionId: str, fmt: str, request: Request, state: StateDe
         "ETag": stored.etag,
         "Accept-Ranges": "bytes",
     }
-    if stored.etag in request.headers.get("if-none-match", ""):
+    if none_match(request.headers.get("if-none-match"), stored.etag):
         return Response(status_code=304, headers=headers)
     return _StoredFileResponse(stored.path, media_type=chosen.content_type, headers=headers)

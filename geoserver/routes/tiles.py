@@ -10,7 +10,7 @@ from psycopg import AsyncConnection
 
 from geoserver.auth import PrincipalDep
 from geoserver.media import JSON, MVT
-from geoserver.negotiation import weighted
+from geoserver.negotiation import accepts_gzip, none_match
 from geoserver.responses import PRIVATE, PUBLIC_MAX_AGE_S, base_url, json_response
 from geoserver.sharedcache import tile_keys
 from geoserver.state import AppState, StateDep
@@ -38,21 +38,9 @@ def resolve_layers(state: AppState, principal: Principal, names: str) -> list[La
     return state.registry.resolve_many(names.split(","), principal, cap=cap, parameter="layers")
 
 
-def _accepts_gzip(request: Request) -> bool:
-    return any(coding in ("gzip", "*") and q > 0 for coding, q in weighted(request.headers.get("accept-encoding")))
-
-
-def _matches(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
-    if not header:
-        return False
-    tags = [t.strip().removeprefix("W/") for t in header.split(",")]
-    return "*" in tags or etag in tags
-
-
 def tile_response(request: Request, result: TileResult) -> Response:
     """The tile with gzip when accepted, a strong ETag per encoding, 304 when the client has it, 204 when empty."""
-    gzip = _accepts_gzip(request) and bool(result.tile.raw)
+    gzip = accepts_gzip(request.headers.get("accept-encoding")) and bool(result.tile.raw)
     etag = result.tile.etag[:-1] + '-gz"' if gzip else result.tile.etag
     headers = {
         **privacy_headers(result.public),
@@ -60,7 +48,7 @@ def tile_response(request: Request, result: TileResult) -> Response:
         "X-Tile-Cache": "hit" if result.cache_hit else "miss",
     }
     headers["Vary"] = ", ".join(v for v in (headers.get("Vary"), "Accept-Encoding") if v)
-    if _matches(request, etag):
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     if not result.tile.raw:
         return Response(status_code=204, headers=headers)

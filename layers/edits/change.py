@@ -16,13 +16,14 @@ from psycopg import AsyncConnection, sql
 from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature
-from layers.edits.writes import Who, Written, fid_text, row_attributes
+from layers.edits.writes import Who, Written, fid_text, if_match_tags, row_attributes
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
+from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
 from layers.sqlcompose import Binder, render
 
 _STATEMENT = """
-WITH old AS (SELECT t AS r, md5(row_to_json(t)::text) AS etag FROM {table} AS t WHERE t.{id} = {fid} FOR UPDATE),
+WITH old AS (SELECT t AS r, {etag} AS etag FROM {table} AS t WHERE t.{id} = {fid} FOR UPDATE),
 rule AS (SELECT {layer_rule} OR coalesce((SELECT require_if_match FROM {groups} WHERE id = {group}), false)
          AS required),
 ok AS (SELECT old.* FROM old, rule WHERE CASE WHEN {tags}::text[] IS NULL THEN NOT rule.required
@@ -45,16 +46,9 @@ a AS (INSERT INTO {audit} (actor, action, layer_id, group_id, detail)
 SELECT f.found, f.allowed, f.required, n.etag, n.version, n.change, n.feature
 FROM (SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM ok) AS allowed,
       (SELECT required FROM rule) AS required) AS f
-LEFT JOIN (SELECT md5(row_to_json(t)::text) AS etag, (SELECT v FROM ver) AS version, (SELECT id FROM c) AS change,
+LEFT JOIN (SELECT {etag} AS etag, (SELECT v FROM ver) AS version, (SELECT id FROM c) AS change,
            {feature} AS feature FROM new AS t) AS n ON true
 """
-
-
-def _tags(if_match: str | None) -> list[str] | None:
-    """The entity tags an If-Match header names, as the statement compares them (without quotes)."""
-    if if_match is None:
-        return None
-    return [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",") if t.strip()]
 
 
 def _row_attributes(layer: Layer) -> sql.Composable:
@@ -80,12 +74,12 @@ async def change(
     g = sql.Identifier(layer.geometry_column)
     statement = sql.SQL(_STATEMENT).format(
         table=layer.table, id=sql.Identifier(layer.id_column), fid=bind(fid), groups=GROUPS_TABLE,
-        layer_rule=sql.Literal(layer.require_if_match), group=bind(layer.group_id), tags=bind(_tags(if_match)),
+        layer_rule=sql.Literal(layer.require_if_match), group=bind(layer.group_id), tags=bind(if_match_tags(if_match)),
         history=HISTORY_TABLE, layer=bind(layer.id), fid_text=bind(fid_text(fid)),
         old_attributes=_row_attributes(layer), g=g, loaded_at=bind(layer.updated_at), sets=sql.SQL(", ").join(sets),
         op=bind(op), new_attributes=row_attributes(layer, "new"), actor=bind(who.actor), request=bind(who.request_id),
         changes=CHANGES_TABLE, audit=AUDIT_TABLE, action=bind(f"feature.{op}"), fid_json=bind(json.dumps(fid)),
-        feature=feature_json(layer, g),
+        feature=feature_json(layer, g), etag=ROW_ETAG,
     )  # fmt: skip
     row = await (await conn.execute(render(statement), bind.params)).fetchone()
     assert row is not None

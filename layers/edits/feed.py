@@ -14,6 +14,7 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from layers.catalogue.models import CHANGES_TABLE
+from layers.queries.times import iso
 from layers.sqlcompose import Slot, render
 
 RETENTION = timedelta(days=7)
@@ -45,7 +46,7 @@ class Change:
     def document(self) -> dict[str, Any]:
         """The change as the API writes it."""
         return {"id": self.id, "layer": self.layer, "fid": self.fid, "op": self.op, "version": self.version,
-                "bbox": self.bbox, "at": self.at.isoformat().replace("+00:00", "Z")}  # fmt: skip
+                "bbox": self.bbox, "at": iso(self.at)}  # fmt: skip
 
 
 async def since(conn: AsyncConnection[Any], layer_ids: list[str], after: int, limit: int = MAX_CHANGES) -> list[Change]:

@@ -11,13 +11,11 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import shapely
 from psycopg.types.json import Jsonb
-from pyproj import Transformer
 
 from layers.catalogue.fieldtypes import JSON_SCHEMA
 from layers.catalogue.records import Layer
@@ -192,10 +190,5 @@ def _geometry(layer: Layer, value: Any, crs: crs_mod.Crs, where: str) -> bytes:
 def _to_storage(shape: Any, crs: crs_mod.Crs) -> Any:
     if crs.srid == crs_mod.STORAGE.srid:
         return shapely.transform(shape, lambda xy: xy[:, ::-1]) if crs.lat_first else shape
-    transformer = _transformer(crs.srid)
+    transformer = crs_mod.to_lonlat(crs.srid)
     return shapely.transform(shape, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1])))
-
-
-@lru_cache(maxsize=8)
-def _transformer(srid: int) -> Transformer:
-    return Transformer.from_crs(srid, 4326, always_xy=True)

@@ -64,14 +64,21 @@ async def locked(conn: AsyncConnection[Any], layer: Layer, fid: Any) -> tuple[st
     return (f'"{row[0]}"', bytes(row[1])) if row else None
 
 
+def if_match_tags(if_match: str | None) -> list[str] | None:
+    """The entity tags an If-Match header names, without quotes (as the write statements compare them)."""
+    if if_match is None:
+        return None
+    return [t.strip().removeprefix("W/").strip('"') for t in if_match.split(",") if t.strip()]
+
+
 def check_precondition(etag: str, if_match: str | None, required: bool) -> None:
     """412 when If-Match names other versions; 428 when it is missing but required."""
-    if if_match is None:
+    tags = if_match_tags(if_match)
+    if tags is None:
         if required:
             raise PreconditionRequired("this layer requires If-Match: send the ETag of the version you edit")
         return
-    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
-    if "*" not in tags and etag not in tags:
+    if "*" not in tags and etag.strip('"') not in tags:
         raise PreconditionFailed("the feature changed since you read it: read it again (its new ETag) and retry")
 
 

@@ -63,7 +63,8 @@ def parse_crs(value: str | None, *, parameter: str, default: Crs = CRS84) -> Crs
 
 
 @cache
-def _to_lonlat(srid: int) -> Transformer:
+def to_lonlat(srid: int) -> Transformer:
+    """The transformer from a CRS to longitude/latitude (EPSG:4326, x first), made once per CRS."""
     return Transformer.from_crs(srid, 4326, always_xy=True)
 
 
@@ -73,7 +74,7 @@ def check_domain(points: Sequence[tuple[float, float]], crs: Crs, *, parameter: 
         return  # longitudes and latitudes are checked where they are read
     xs, ys = zip(*points, strict=True)
     try:
-        lons, lats = _to_lonlat(crs.srid).transform(xs, ys, errcheck=True)
+        lons, lats = to_lonlat(crs.srid).transform(xs, ys, errcheck=True)
         inside = all(math.isfinite(v) for v in (*lons, *lats))
     except ProjError:
         inside = False
