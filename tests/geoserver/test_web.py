@@ -113,10 +113,12 @@ def test_files_are_served_compressed_with_etags_and_nothing_outside_their_folder
 
 
 def test_our_own_files_name_no_other_origin() -> None:
-    for path in [*(webassets.WEB_DIR / "static").rglob("*"), *webassets.WEB_DIR.glob("*.html")]:
-        if path.is_file() and path.suffix in (".js", ".css", ".html", ".svg"):
-            text = path.read_text(encoding="utf-8")
-            assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path
+    paths = [*(webassets.WEB_DIR / "static").rglob("*"), *webassets.WEB_DIR.glob("*.html")]
+    ours = [p for p in paths if p.is_file() and p.suffix in (".js", ".css", ".html", ".svg")]
+    assert len(ours) > 10, ours  # the page, its modules and styles were found
+    for path in ours:
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", text), path
 
 
 def test_a_basemap_is_drawn_under_the_city_and_its_origin_allowed(database_url: str) -> None:
