@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geoserver.asgi import HttpMiddleware
+
 
 def policy(basemap_style_url: str | None = None) -> str:
     """The policy text, allowing the basemap's origin when it is another one."""
@@ -38,18 +40,14 @@ def policy(basemap_style_url: str | None = None) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
-class ContentSecurityPolicyMiddleware:
+class ContentSecurityPolicyMiddleware(HttpMiddleware):
     """Adds the policy to every `text/html` response (pure ASGI: streamed bodies pass through untouched)."""
 
     def __init__(self, app: ASGIApp, policy_text: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.header = (b"content-security-policy", policy_text.encode("latin-1"))
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_policy(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))

@@ -13,6 +13,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geoserver.asgi import HttpMiddleware
+
 log = logging.getLogger("geoserver.disconnects")
 _BODYLESS = {"GET", "HEAD", "OPTIONS", "DELETE"}
 
@@ -21,7 +23,7 @@ class ClientTooSlow(Exception):
     """The client read nothing of the answer for the whole send timeout."""
 
 
-class CancelOnDisconnect:
+class CancelOnDisconnect(HttpMiddleware):
     """Run each HTTP request in a task that is cancelled when its client disconnects or stops reading.
 
     The client's disconnect can only be seen once its request body has been read: until then every message belongs
@@ -30,13 +32,10 @@ class CancelOnDisconnect:
     """
 
     def __init__(self, app: ASGIApp, *, send_timeout_s: float) -> None:
-        self.app = app
+        super().__init__(app)
         self.send_timeout_s = send_timeout_s
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
         relayed: asyncio.Queue[Message] = asyncio.Queue()
         body_read = asyncio.Event()

@@ -12,6 +12,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geoserver.asgi import HttpMiddleware
 from geoserver.database import is_connection_failure
 from layers.errors import (
     Busy,
@@ -145,19 +146,16 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
-class CatchAllMiddleware:
+class CatchAllMiddleware(HttpMiddleware):
     """Turn an unexpected exception into the JSON 500 inside the middleware stack, so CORS headers still apply.
 
     Starlette sends a handler for `Exception` to its outermost middleware, outside CORS; this one sits inside.
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def tracking_send(message: Message) -> None:

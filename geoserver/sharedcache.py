@@ -25,6 +25,7 @@ import httpx
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from geoserver.asgi import HttpMiddleware
 from tiles.grids import TileXYZ, get_tms
 
 log = logging.getLogger("geoserver.sharedcache")
@@ -130,19 +131,15 @@ def path_keys(path: str) -> list[str]:
     return [f"{kind.get(parts[3], 'meta') if len(parts) > 3 else 'meta'}/{layer}", f"layer/{layer}"]
 
 
-class SharedMaxAge:
+class SharedMaxAge(HttpMiddleware):
     """Adds `s-maxage` to every public answer (how long shared caches may keep it: purges keep them honest), and
     surrogate keys from the path to those that set none."""
 
     def __init__(self, app: ASGIApp, *, seconds: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.directive = f", s-maxage={seconds}"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_directive(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)

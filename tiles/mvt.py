@@ -88,6 +88,16 @@ def _size_test(layer: Layer, geom: sql.Composable) -> sql.Composable:
     )
 
 
+def _layer_parts(layer: Layer, index_test: sql.Composable) -> dict[str, sql.Composable]:
+    """What every tile statement names: the MVT layer's name and extent, the table and its index test."""
+    return {
+        "name": sql.Literal(layer.id),
+        "extent": sql.Literal(EXTENT),
+        "table": layer.table,
+        "index_test": index_test,
+    }
+
+
 def features_query(layer: Layer, *, size_floor: bool = True, affine: bool = False) -> sql.Composed:
     """ST_AsMVT over the layer's features in one tile; binds the envelope, its buffer and (if any) the size floor."""
     geom, index_test = _geometry_3857(layer, buffered=True, affine=affine)
@@ -107,15 +117,12 @@ def features_query(layer: Layer, *, size_floor: bool = True, affine: bool = Fals
         "FROM {table} WHERE {index_test}{size_test} LIMIT {cap}"
         ") AS t WHERE t.geom IS NOT NULL"
     ).format(
-        name=sql.Literal(layer.id),
-        extent=sql.Literal(EXTENT),
+        **_layer_parts(layer, index_test),
         id_name=id_name,
         attributes=sql.SQL("").join(sql.SQL("{}, ").format(a) for a in attributes),
         geom=geom,
         envelope=ENVELOPE,
         buffer=sql.Literal(BUFFER),
-        table=layer.table,
-        index_test=index_test,
         size_test=size_test,
         cap=sql.Literal(FEATURE_CAP),
     )
@@ -147,14 +154,11 @@ def clusters_query(layer: Layer) -> sql.Composed:
         ") AS p WHERE cx BETWEEN 0 AND {last} AND cy BETWEEN 0 AND {last} GROUP BY cx, cy"
         ") AS t"
     ).format(
-        name=sql.Literal(layer.id),
-        extent=sql.Literal(EXTENT),
+        **_layer_parts(layer, index_test),
         cell=sql.Literal(CLUSTER_CELL),
         count=sql.Identifier(CLUSTER_COUNT),
         x=x,
         y=y,
-        table=layer.table,
-        index_test=index_test,
         last=sql.Literal(cells - 1),
         xmin=Slot("xmin"),
         ymax=Slot("ymax"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -22,12 +23,21 @@ def sqlalchemy_url(database_url: str) -> str:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the catalogue schema up to `revision`."""
+    _run(database_url, command.upgrade, revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Take the catalogue schema back down to `revision` (`base`: none of it)."""
+    _run(database_url, command.downgrade, revision)
+
+
+def _run(database_url: str, step: Callable[[Config, str], None], revision: str) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
     try:
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config, revision)
     finally:
         engine.dispose()

@@ -163,34 +163,33 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
 
 
-class HistoryRow(Base):
+class _FeatureEvent:
+    """What a version and a change of a feature both record: which feature, which version, which operation, when."""
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    layer_id: Mapped[str] = mapped_column(Text)
+    fid: Mapped[str] = mapped_column(Text)  # the feature id as JSON text: 42 or "P1"
+    version: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class HistoryRow(_FeatureEvent, Base):
     """One version of a feature written through the API (its state after the write), private columns included."""
 
     __tablename__ = "feature_history"
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    layer_id: Mapped[str] = mapped_column(Text)
-    fid: Mapped[str] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer)
-    op: Mapped[str] = mapped_column(Text)
     deleted: Mapped[bool] = mapped_column(Boolean, server_default="false")
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONB)
     geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326), nullable=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     actor: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(Text)
 
 
-class ChangeRow(Base):
+class ChangeRow(_FeatureEvent, Base):
     """One change of a feature, for the live feed; kept for CHANGES_RETENTION."""
 
     __tablename__ = "changes"
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    layer_id: Mapped[str] = mapped_column(Text)
-    fid: Mapped[str] = mapped_column(Text)
-    op: Mapped[str] = mapped_column(Text)
-    version: Mapped[int] = mapped_column(Integer)
     bbox: Mapped[list[float] | None] = mapped_column(JSONB)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Open311RequestRow(Base):

@@ -131,14 +131,14 @@ def _facilities(city: _City, rng: np.random.Generator, n: int) -> gpd.GeoDataFra
     places = _place_names(rng, n)
     street, avenue = _grid_numbers(x, y)
     quadrant = _quadrant(x, y)
-    names = []
-    for i, (cat, place) in enumerate(zip(category, places, strict=True)):
-        if cat == "transit_stop":
-            names.append(f"Stop {6000 + i}: {avenue[i]} Ave & {street[i]} St {quadrant[i]}")
-        elif cat == "fire_station":
-            names.append(f"Demo Fire Station {i + 1}")
-        else:
-            names.append(f"{place} {_FACILITY_LABELS[cat]}")
+    names = [
+        f"Stop {6000 + i}: {avenue[i]} Ave & {street[i]} St {quadrant[i]}"
+        if cat == "transit_stop"
+        else f"Demo Fire Station {i + 1}"
+        if cat == "fire_station"
+        else f"{place} {_FACILITY_LABELS[cat]}"
+        for i, (cat, place) in enumerate(zip(category, places, strict=True))
+    ]
     return _frame(
         {
             "facility_id": np.arange(1, n + 1, dtype=np.int64),

@@ -13,7 +13,6 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.types.json import Jsonb
 
-from layers.catalogue.journal import audit
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature, editable, id_kind
@@ -93,8 +92,7 @@ async def create(conn: AsyncConnection[Any], layer: Layer, features: list[Checke
     )
     values = {"rows": json.dumps(rows), "layer": layer.id, "actor": who.actor, "request": who.request_id}
     found = await (await conn.execute(render(statement), values)).fetchall()
-    detail = {"features": len(found), "request": who.request_id}
-    await conn.execute(*audit(who.actor, "feature.create", layer.id, detail, group_id=layer.group_id))
+    await conn.execute(*who.audit(layer, "feature.create", features=len(found)))
     return [Written(json.loads(fid), 1, f'"{etag}"', int(change)) for fid, etag, change in found]
 
 

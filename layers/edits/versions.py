@@ -11,7 +11,6 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 from psycopg.rows import class_row
 
-from layers.catalogue.journal import audit
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.writes import Who, Written, check_precondition, fid_text, if_match_required, locked, row_attributes
@@ -182,8 +181,7 @@ async def _record_restore(
     )
     row = await (await conn.execute(render(statement), bind.params)).fetchone()
     assert row is not None
-    detail = {"fid": fid, "version": version, "request": who.request_id}
-    await conn.execute(*audit(who.actor, "feature.restore", layer.id, detail, group_id=layer.group_id))
+    await conn.execute(*who.audit(layer, "feature.restore", fid=fid, version=version))
     return Written(fid, version, f'"{row[0]}"', int(row[1]))
 
 

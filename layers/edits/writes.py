@@ -14,7 +14,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from layers.catalogue.journal import audit
+from layers.catalogue.journal import Statement, audit
 from layers.catalogue.models import CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.errors import NotFound, PreconditionFailed, PreconditionRequired
@@ -28,6 +28,10 @@ class Who:
 
     actor: str
     request_id: str
+
+    def audit(self, layer: Layer, action: str, **detail: Any) -> Statement:
+        """The audit entry of this write to `layer` (its group's too): the detail given, and the request."""
+        return audit(self.actor, action, layer.id, {**detail, "request": self.request_id}, group_id=layer.group_id)
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,5 @@ async def delete(conn: AsyncConnection[Any], layer: Layer, fid: Any, *, if_match
     )
     row = await (await conn.execute(render(statement), bind.params)).fetchone()
     assert row is not None
-    detail = {"fid": fid, "version": version, "request": who.request_id}
-    await conn.execute(*audit(who.actor, "feature.delete", layer.id, detail, group_id=layer.group_id))
+    await conn.execute(*who.audit(layer, "feature.delete", fid=fid, version=version))
     return Written(fid, version, None, int(row[0]))

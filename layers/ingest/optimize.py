@@ -52,12 +52,10 @@ _SIZES = render(sql.SQL("SELECT pg_database_size(current_database()), pg_total_r
 _DATABASE_SIZE = render(sql.SQL("SELECT pg_database_size(current_database())"))
 _INDEX_PROGRESS = render(
     sql.SQL(
-        "SELECT phase, blocks_done, blocks_total, tuples_done, tuples_total FROM pg_stat_progress_create_index "
+        "SELECT blocks_done, blocks_total, tuples_done, tuples_total FROM pg_stat_progress_create_index "
         "WHERE relid = {}"
     ).format(Slot("oid"))
 )
-_LOCK_TIMEOUT = render(sql.SQL("SET lock_timeout = '10s'"))
-_NO_LOCK_TIMEOUT = render(sql.SQL("RESET lock_timeout"))
 _RUNNING = render(
     sql.SQL(
         "SELECT left(query, 60) FROM pg_stat_activity WHERE application_name = {} AND state = 'active' "
@@ -134,17 +132,14 @@ def _has_stored_column(conn: psycopg.Connection[Any], oid: int, column: str, geo
 
 
 def _add_column(conn: psycopg.Connection[Any], table: sql.Identifier, column: str, geometry: str) -> None:
-    # Wait at most 10 s for the exclusive lock rather than queue every reader behind us for longer.
-    conn.execute(_LOCK_TIMEOUT)
-    conn.execute(
-        render(
-            sql.SQL(
-                "ALTER TABLE {} ADD COLUMN {} geometry(Geometry, 3857) GENERATED ALWAYS AS (ST_Transform({}, 3857)) "
-                "STORED"
-            ).format(table, sql.Identifier(column), sql.Identifier(geometry))
-        )
-    )
-    conn.execute(_NO_LOCK_TIMEOUT)
+    # Wait at most 10 s for the exclusive lock rather than queue every reader behind us for longer. Two statements
+    # in one transaction (no value is bound), so the timeout ends with it, whatever happens.
+    statement = sql.SQL(
+        "SET LOCAL lock_timeout = '10s'; "
+        "ALTER TABLE {} ADD COLUMN {} geometry(Geometry, 3857) GENERATED ALWAYS AS (ST_Transform({}, 3857)) STORED"
+    ).format(table, sql.Identifier(column), sql.Identifier(geometry))
+    with conn.transaction():
+        conn.execute(render(statement))
 
 
 def _watched(database_url: str, oid: int, report: Progress, stage: str, work: Callable[[], Any]) -> None:
@@ -179,7 +174,7 @@ def _progress(
         row = watcher.execute(_INDEX_PROGRESS, {"oid": oid}).fetchone()
         if row is None:
             return 0, 1
-        _, blocks_done, blocks_total, tuples_done, tuples_total = row
+        blocks_done, blocks_total, tuples_done, tuples_total = row
         return (int(tuples_done), int(tuples_total)) if tuples_total else (int(blocks_done), max(1, int(blocks_total)))
     grown = int((watcher.execute(_DATABASE_SIZE).fetchone() or (start_size,))[0]) - start_size
     return min(max(0, grown), table_size - 1), table_size

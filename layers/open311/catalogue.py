@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from layers.catalogue.manifest import Translated
 from layers.errors import ManifestError, NotFound
@@ -22,6 +22,17 @@ SERVICES_MANIFEST = Path(__file__).with_name("services.yaml")
 CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")  # safe in a URL path segment and an XML element's text
 Datatype = Literal["string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]
 LISTS = ("singlevaluelist", "multivaluelist")
+
+
+def _distinct_codes(what: str) -> AfterValidator:
+    """Refuses a list in which two items have the same `code`."""
+
+    def check(items: tuple[Any, ...]) -> tuple[Any, ...]:
+        if len({item.code for item in items}) != len(items):
+            raise ValueError(f"two {what} have the same code")
+        return items
+
+    return AfterValidator(check)
 
 
 class Bilingual(Translated):
@@ -82,14 +93,7 @@ class Service(BaseModel):
     publish_description: bool = False
     publish_media: bool = False
     service_notice: Bilingual | None = None
-    attributes: tuple[Attribute, ...] = ()
-
-    @field_validator("attributes")
-    @classmethod
-    def _distinct(cls, attributes: tuple[Attribute, ...]) -> tuple[Attribute, ...]:
-        if len({a.code for a in attributes}) != len(attributes):
-            raise ValueError("two attributes have the same code")
-        return attributes
+    attributes: Annotated[tuple[Attribute, ...], _distinct_codes("attributes")] = ()
 
     def attribute(self, code: str) -> Attribute | None:
         """The attribute with this code, None when the service has none."""
@@ -115,14 +119,7 @@ class ServiceCatalogue(BaseModel):
     requests_layer: str
     status_field: str = "status"
     wards: Wards
-    services: tuple[Service, ...] = Field(min_length=1)
-
-    @field_validator("services")
-    @classmethod
-    def _distinct_codes(cls, services: tuple[Service, ...]) -> tuple[Service, ...]:
-        if len({s.code for s in services}) != len(services):
-            raise ValueError("two services have the same code")
-        return services
+    services: Annotated[tuple[Service, ...], _distinct_codes("services"), Field(min_length=1)]
 
     @property
     def codes(self) -> list[str]:

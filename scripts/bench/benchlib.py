@@ -220,18 +220,31 @@ def pgbench(cluster: Any, scripts: list[tuple[Path, int]], seconds: int, clients
     return {"rps": tps, "p50": float(latency.group(1)) if latency else float("nan"), "p99": float("nan"), "errors": 0.0}
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    """The measured table, as Markdown, with the ratios the goals are stated in."""
-    columns = ["workload", "raw PostGIS (pgbench, 4 clients)", "TiPg", "ours cold", "ours warm", "warm, 2 workers"]
-    columns += ["cold / TiPg", "cold / raw", "warm / TiPg", "warm 2w / TiPg"]
+_TABLE = (
+    ["raw PostGIS (pgbench, 4 clients)", "TiPg", "ours cold", "ours warm", "warm, 2 workers"],
+    ["raw", "tipg", "cold", "warm", "warm2"],
+    [("cold", "tipg"), ("cold", "raw"), ("warm", "tipg"), ("warm2", "tipg")],
+)
+_IN_PLACE_TABLE = (
+    ["naive SQL (pgbench, 4 clients)", "our SQL (pgbench)", "TiPg", "ours cold", "ours warm"],
+    ["naive", "raw", "tipg", "cold", "warm"],
+    [("cold", "tipg"), ("cold", "naive"), ("warm", "tipg")],
+)
+_RATIO_NAMES = {"cold": "cold", "warm": "warm", "warm2": "warm 2w", "tipg": "TiPg", "raw": "raw", "naive": "naive"}
+
+
+def print_table(rows: list[dict[str, Any]], *, in_place: bool = False) -> None:
+    """The measured table, as Markdown, with the ratios the goals are stated in.
+
+    The in-place table has the naive statement and ours through pgbench instead of raw PostGIS and a second worker.
+    """
+    headers, keys, ratios = _IN_PLACE_TABLE if in_place else _TABLE
+    columns = ["workload", *headers, *(f"{_RATIO_NAMES[a]} / {_RATIO_NAMES[b]}" for a, b in ratios)]
     print("\n| " + " | ".join(columns) + " |")
     print("|" + " --- |" * len(columns))
     for row in rows:
-        raw, tipg, cold, warm, warm2 = (row.get(k) for k in ("raw", "tipg", "cold", "warm", "warm2"))
-        print(
-            f"| {row['workload']} | {_cell(raw)} | {_cell(tipg)} | {_cell(cold)} | {_cell(warm)} | {_cell(warm2)} | "
-            f"{_ratio(cold, tipg)} | {_ratio(cold, raw)} | {_ratio(warm, tipg)} | {_ratio(warm2, tipg)} |"
-        )
+        cells = [_cell(row.get(k)) for k in keys] + [_ratio(row.get(a), row.get(b)) for a, b in ratios]
+        print(f"| {row['workload']} | " + " | ".join(cells) + " |")
 
 
 def _cell(m: dict[str, float] | None) -> str:
@@ -249,17 +262,3 @@ def _cell(m: dict[str, float] | None) -> str:
 
 def _ratio(a: dict[str, float] | None, b: dict[str, float] | None) -> str:
     return f"{a['rps'] / b['rps']:.2f}x" if a and b and b["rps"] else "—"
-
-
-def print_in_place_table(rows: list[dict[str, Any]]) -> None:
-    """The in-place table: the naive statement and ours through pgbench, TiPg, ours cold and warm, and the ratios."""
-    columns = ["workload", "naive SQL (pgbench, 4 clients)", "our SQL (pgbench)", "TiPg", "ours cold", "ours warm"]
-    columns += ["cold / TiPg", "cold / naive", "warm / TiPg"]
-    print("\n| " + " | ".join(columns) + " |")
-    print("|" + " --- |" * len(columns))
-    for row in rows:
-        naive, raw, tipg, cold, warm = (row.get(k) for k in ("naive", "raw", "tipg", "cold", "warm"))
-        print(
-            f"| {row['workload']} | {_cell(naive)} | {_cell(raw)} | {_cell(tipg)} | {_cell(cold)} | {_cell(warm)} | "
-            f"{_ratio(cold, tipg)} | {_ratio(cold, naive)} | {_ratio(warm, tipg)} |"
-        )

@@ -1,9 +1,4 @@
-"""The catalogue: layers, fields, groups, memberships, API tokens, audit log.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-26
-"""
+"""The catalogue: layers, fields, groups, memberships, API tokens, audit log."""
 
 from __future__ import annotations
 
@@ -12,13 +7,10 @@ from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
+from layers.catalogue.models import CATALOG_SCHEMA as SCHEMA
+
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
-
-SCHEMA = "geoserver"
-NOW = sa.text("now()")
 
 
 def upgrade() -> None:
@@ -29,7 +21,7 @@ def upgrade() -> None:
         "groups",
         sa.Column("id", sa.Text, primary_key=True),
         sa.Column("name", sa.Text, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         schema=SCHEMA,
     )
     op.create_table(
@@ -72,8 +64,8 @@ def upgrade() -> None:
         sa.Column("feature_count", sa.BigInteger, server_default="0", nullable=False),
         sa.Column("version", sa.BigInteger, server_default="1", nullable=False),
         sa.Column("manifest", JSONB, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.CheckConstraint("source_kind IN ('managed', 'table')", name="layer_source_kind"),
         sa.CheckConstraint("min_zoom BETWEEN 0 AND 24 AND max_zoom BETWEEN min_zoom AND 24", name="layer_zoom"),
         schema=SCHEMA,
@@ -95,7 +87,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("is_staff", sa.Boolean, server_default="false", nullable=False),
         sa.Column("label", sa.Text),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True)),
         sa.Column("revoked_at", sa.DateTime(timezone=True)),
         schema=SCHEMA,
@@ -103,7 +95,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column("at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("actor", sa.Text, nullable=False),
         sa.Column("action", sa.Text, nullable=False),
         sa.Column("layer_id", sa.Text),

@@ -1,9 +1,4 @@
-"""Announce edits to layer tables: a statement trigger sends the changed extent over NOTIFY.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-26
-"""
+"""Announce edits to layer tables: a statement trigger sends the changed extent over NOTIFY."""
 
 from __future__ import annotations
 
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 # TG_ARGV[0] is the layer id, TG_ARGV[1] the EPSG:4326 geometry column. Transition tables are visible to EXECUTE.
 FUNCTION = """

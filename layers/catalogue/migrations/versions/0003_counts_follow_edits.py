@@ -1,9 +1,4 @@
-"""Edits keep the catalogue's feature count (and last update) exact, so numberMatched can rely on it.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-26
-"""
+"""Edits keep the catalogue's feature count (and last update) exact, so numberMatched can rely on it."""
 
 from __future__ import annotations
 
@@ -11,8 +6,6 @@ from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 # Same arguments as before: TG_ARGV[0] the layer id, TG_ARGV[1] the EPSG:4326 geometry column.
 FUNCTION = """

@@ -1,9 +1,5 @@
 """Groups, roles and scoped tokens; overlays: public flag, sharing, community marker, unpublishing; near-me and search
 flags; audit by group.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-27
 """
 
 from __future__ import annotations
@@ -14,12 +10,10 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
+from layers.catalogue.models import CATALOG_SCHEMA as SCHEMA
+
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
-
-SCHEMA = "geoserver"
 
 
 def upgrade() -> None:

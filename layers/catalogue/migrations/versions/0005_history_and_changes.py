@@ -1,9 +1,4 @@
-"""Edits keep every version: the history of features written through the API, and the feed of changes.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-27
-"""
+"""Edits keep every version: the history of features written through the API, and the feed of changes."""
 
 from __future__ import annotations
 
@@ -12,13 +7,10 @@ from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
+from layers.catalogue.models import CATALOG_SCHEMA as SCHEMA
+
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
-
-SCHEMA = "geoserver"
-NOW = sa.text("now()")
 
 
 def upgrade() -> None:
@@ -32,7 +24,7 @@ def upgrade() -> None:
         sa.Column("deleted", sa.Boolean, server_default="false", nullable=False),
         sa.Column("attributes", JSONB, nullable=False),  # every column, private ones too: they never leave
         sa.Column("geom", Geometry("GEOMETRY", srid=4326, spatial_index=False)),
-        sa.Column("at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("actor", sa.Text, nullable=False),
         sa.Column("request_id", sa.Text),
         sa.UniqueConstraint("layer_id", "fid", "version", name="feature_history_version"),
@@ -47,7 +39,7 @@ def upgrade() -> None:
         sa.Column("op", sa.Text, nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("bbox", JSONB),  # [xmin, ymin, xmax, ymax] of the feature before and after
-        sa.Column("at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         schema=SCHEMA,
     )
     op.create_index("changes_layer_id", "changes", ["layer_id", "id"], schema=SCHEMA)

@@ -4,64 +4,37 @@
 row lock of every other (measured: 16 concurrent single-row UPDATEs of one layer at about 1,000 a second, p99 70 ms).
 Now an edit that changes no feature count touches the row only to move `updated_at` when it is a minute old or more;
 inserts and deletes still keep the count exact.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-27
 """
 
 from __future__ import annotations
+
+import runpy
+from pathlib import Path
 
 from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
-# Same arguments as before: TG_ARGV[0] the layer id, TG_ARGV[1] the EPSG:4326 geometry column.
-FUNCTION = """
-CREATE OR REPLACE FUNCTION geoserver.announce_layer_change() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    box box2d;
-    delta bigint := 0;
-BEGIN
-    IF TG_OP = 'TRUNCATE' THEN
-        UPDATE geoserver.layers SET feature_count = 0, updated_at = now() WHERE id = TG_ARGV[0];
-        PERFORM pg_notify('geoserver_layer_changed', json_build_object('layer', TG_ARGV[0], 'kind', 'reload')::text);
-        RETURN NULL;
-    ELSIF TG_OP = 'INSERT' THEN
-        EXECUTE format('SELECT ST_Extent(%I), count(*) FROM new_rows', TG_ARGV[1]) INTO box, delta;
-    ELSIF TG_OP = 'DELETE' THEN
-        EXECUTE format('SELECT ST_Extent(%I), -count(*) FROM old_rows', TG_ARGV[1]) INTO box, delta;
-    ELSE
-        EXECUTE format(
-            'SELECT ST_Extent(g) FROM (SELECT %1$I AS g FROM old_rows UNION ALL SELECT %1$I FROM new_rows) AS s',
-            TG_ARGV[1]
-        ) INTO box;
-    END IF;
-    IF box IS NULL THEN
-        RETURN NULL;  -- nothing changed
-    END IF;
-    IF delta <> 0 THEN
+
+# Migrations are history and stay as they were written: this one is 0003's function with one statement changed.
+PREVIOUS = runpy.run_path(str(Path(__file__).with_name("0003_counts_follow_edits.py")))["FUNCTION"]
+COUNTED = (
+    "    UPDATE geoserver.layers SET feature_count = feature_count + delta, updated_at = now() WHERE id = TG_ARGV[0];\n"
+)
+# The catalogue update is split: only a change of the feature count takes the layer's row lock.
+FUNCTION = PREVIOUS.replace(
+    COUNTED,
+    """    IF delta <> 0 THEN
         UPDATE geoserver.layers SET feature_count = feature_count + delta, updated_at = now() WHERE id = TG_ARGV[0];
     ELSE
         -- A row that does not match is not locked: concurrent edits of one layer do not wait for each other here.
         UPDATE geoserver.layers SET updated_at = now()
         WHERE id = TG_ARGV[0] AND updated_at < now() - interval '1 minute';
     END IF;
-    PERFORM pg_notify(
-        'geoserver_layer_changed',
-        json_build_object(
-            'layer', TG_ARGV[0], 'kind', 'edit', 'count_delta', delta,
-            'bbox', json_build_array(ST_XMin(box), ST_YMin(box), ST_XMax(box), ST_YMax(box))
-        )::text
-    );
-    RETURN NULL;
-END
-$fn$
-"""
+""",
+)
+assert PREVIOUS.count(COUNTED) == 1, "0003's function is not the one this migration changes"
 
 
 def upgrade() -> None:
@@ -69,9 +42,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Back to 0003's function.
-    import runpy
-    from pathlib import Path
-
-    previous = runpy.run_path(str(Path(__file__).with_name("0003_counts_follow_edits.py")))
-    op.execute(previous["FUNCTION"])
+    op.execute(PREVIOUS)  # back to 0003's function

@@ -1,9 +1,5 @@
 """Open311: requests submitted over GeoReport (exact point, text, token, duplicate fingerprint, rate-limit keys),
 their requesters kept apart and never published, and staff's status notes.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-27
 """
 
 from __future__ import annotations
@@ -13,13 +9,10 @@ from alembic import op
 from geoalchemy2 import Geometry
 from sqlalchemy.dialects.postgresql import JSONB
 
+from layers.catalogue.models import CATALOG_SCHEMA as SCHEMA
+
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
-
-SCHEMA = "geoserver"
-NOW = sa.text("now()")
 
 
 def upgrade() -> None:
@@ -37,7 +30,7 @@ def upgrade() -> None:
         sa.Column("fingerprint", sa.LargeBinary, nullable=False),
         sa.Column("api_key", sa.Text, nullable=False),
         sa.Column("client_digest", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         schema=SCHEMA,
     )
     # Duplicate detection and the two rate limits look back a few minutes to an hour from now.
@@ -61,7 +54,7 @@ def upgrade() -> None:
         "open311_status",
         sa.Column("request_id", sa.Text, primary_key=True),
         sa.Column("status_notes", sa.Text),
-        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=NOW, nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.Column("updated_by", sa.Text, nullable=False),
         schema=SCHEMA,
     )

@@ -1,0 +1,58 @@
+"""The catalogue's migrations go down and up again, each leaving the change trigger it wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from geoserver.cluster import EmbeddedCluster
+from layers.catalogue.migrate import downgrade, upgrade
+
+SCRATCH = "migrations_scratch"
+_TRIGGER = "SELECT prosrc FROM pg_proc WHERE proname = 'announce_layer_change'"
+_TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'geoserver'"
+
+
+def _database(url: str, name: str) -> str:
+    """The same cluster's URL, naming another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+def scratch_url(pg_cluster: EmbeddedCluster) -> Iterator[str]:
+    """An empty database of its own in the test cluster, dropped afterwards."""
+    admin = _database(pg_cluster.url(), "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+        conn.execute(f"CREATE DATABASE {SCRATCH}")
+    try:
+        yield _database(pg_cluster.url(), SCRATCH)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
+
+
+def _state(url: str) -> tuple[str | None, int]:
+    with psycopg.connect(url) as conn:
+        trigger = conn.execute(_TRIGGER).fetchone()
+        tables = conn.execute(_TABLES).fetchone()
+    return (trigger[0] if trigger else None), int(tables[0] if tables else 0)
+
+
+def test_every_migration_goes_down_and_up_again(scratch_url: str) -> None:
+    upgrade(scratch_url)
+    head_trigger, head_tables = _state(scratch_url)
+    assert head_trigger is not None and "IF delta <> 0 THEN" in head_trigger  # 0006: only count changes lock
+    downgrade(scratch_url, "0005")
+    counted, _ = _state(scratch_url)
+    assert counted is not None and "delta" in counted and "IF delta <> 0 THEN" not in counted  # back to 0003's
+    downgrade(scratch_url, "0002")
+    announced, _ = _state(scratch_url)
+    assert announced is not None and "delta" not in announced  # 0002's: announces, counts nothing
+    downgrade(scratch_url, "base")
+    assert _state(scratch_url) == (None, 0)
+    upgrade(scratch_url)
+    assert _state(scratch_url) == (head_trigger, head_tables)
