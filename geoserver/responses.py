@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import Request, Response
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from geoserver import i18n
 from geoserver.media import HTML, JSON, JSON_TYPES
@@ -129,3 +132,21 @@ def json_response(
         media_type=media_type,
         headers={**caching(public, lang), **(headers or {})},
     )
+
+
+class HeldStream(StreamingResponse):
+    """A streamed answer whose resources (a connection, a heavy share) were taken before it started.
+
+    Taking them before the answer starts means a refusal is still a JSON 429 or 503, never a stream cut off after
+    its 200; `held` is closed when the answer ends, however it ends (sent, failed, or its client gone).
+    """
+
+    def __init__(self, content: AsyncIterable[bytes], *, held: AsyncExitStack, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.held = held
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.held.aclose()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 from psycopg import AsyncConnection
 
 from geoserver import html, i18n
@@ -17,7 +16,7 @@ from geoserver.auth import PrincipalDep
 from geoserver.database import Workload
 from geoserver.media import GEOJSON, HTML, JSON
 from geoserver.params import check_known, items_cursor, items_fingerprint, parse_items, single_values
-from geoserver.responses import base_url, caching, link, pick_format, pick_language, url_with
+from geoserver.responses import HeldStream, base_url, caching, link, pick_format, pick_language, url_with
 from geoserver.routes.collections import collection_url
 from geoserver.state import AppState, StateDep
 from layers.catalogue.records import Layer
@@ -138,23 +137,28 @@ async def _streamed(
 ) -> Response:
     """A large page, sent as it is read: memory holds one chunk of features, never the whole page."""
     statements = features.build(layer, query, count_in_page=False)
-    async with _connection(request, state, principal, layer, query) as conn:
+    # The connection (and the heavy share) is taken before the answer starts and kept until it ends: a page refused
+    # for want of either is a JSON error, never a 200 cut off mid-stream.
+    held = AsyncExitStack()
+    try:
+        conn = await held.enter_async_context(_connection(request, state, principal, layer, query))
         matched = await features.count(conn, statements, layer)
+    except BaseException:
+        await held.aclose()
+        raise
     expected = max(0, min(query.limit, matched - query.offset))
     # The last id is not known before the page streams: the next link of a streamed page goes by offset.
     links = _links(request, layer, query, (expected, matched), None, lang)
 
     async def body() -> AsyncIterator[bytes]:
-        # The connection is taken inside the generator, so a response that never starts holds none.
         returned = 0
         yield b'{"type":"FeatureCollection","features":['
-        async with _connection(request, state, principal, layer, query) as conn:
-            async for chunk in features.stream_page(conn, statements):
-                yield (b"," if returned else b"") + ",".join(chunk).encode()
-                returned += len(chunk)
+        async for chunk in features.stream_page(conn, statements):
+            yield (b"," if returned else b"") + ",".join(chunk).encode()
+            returned += len(chunk)
         yield _tail(links, matched, returned)
 
-    return StreamingResponse(body(), media_type=GEOJSON, headers=_headers(layer, query, lang))
+    return HeldStream(body(), held=held, media_type=GEOJSON, headers=_headers(layer, query, lang))
 
 
 def _items_html(

@@ -8,19 +8,19 @@ City staff.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 
 from geoserver import params
 from geoserver.auth import PrincipalDep, SignedInDep, StaffDep
 from geoserver.database import Workload
 from geoserver.media import GEOJSON
-from geoserver.responses import PRIVATE, base_url, json_response
+from geoserver.responses import PRIVATE, HeldStream, base_url, json_response
 from geoserver.routes.collections import collection_url
 from geoserver.routes.edits import _fid, editable_layer, stored, who
 from geoserver.state import StateDep
@@ -118,17 +118,19 @@ async def layer_history(collection_id: str, state: StateDep, principal: SignedIn
     if not (principal.is_staff or principal.has_role(layer.group_id, VIEWER)):
         raise Forbidden("a layer's history is for its group and City staff")
 
+    held = AsyncExitStack()  # a busy pool is a JSON 503 before the answer starts, not a cut-off stream
+    conn = await held.enter_async_context(state.db.connection())
+
     async def body() -> AsyncIterator[bytes]:
         yield b'{"type":"FeatureCollection","name":' + orjson.dumps(layer.id) + b',"features":['
         first = True
-        async with state.db.connection() as conn:
-            async for feature in versions.history(conn, layer):
-                yield (b"" if first else b",") + feature.encode()
-                first = False
+        async for feature in versions.history(conn, layer):
+            yield (b"" if first else b",") + feature.encode()
+            first = False
         yield b"]}"
 
     headers = {"Cache-Control": PRIVATE, "Vary": "Authorization"}
-    return StreamingResponse(body(), media_type=GEOJSON, headers=headers)
+    return HeldStream(body(), held=held, media_type=GEOJSON, headers=headers)
 
 
 @router.get("/audit", summary="Who did what, across layers (City staff)")

@@ -16,7 +16,8 @@ from shapely.geometry import Point
 
 from layers import demo
 from tests.support.access import issue
-from tests.support.open311 import POTHOLE, form, open311_app, place, remove_submitted, stored_counts
+from tests.support.open311 import POTHOLE, form, place, remove_submitted, stored_counts
+from tests.support.servers import ready_app
 
 SECRET = "Private-Detail-4471"  # sent in requester fields and text: must never come back in an error
 
@@ -24,7 +25,7 @@ SECRET = "Private-Detail-4471"  # sent in requester fields and text: must never 
 @pytest.fixture(scope="module")
 def app(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[TestClient]:
     """An app on the demo City, its client at an address of its own."""
-    with open311_app(database_url, app_data_dir, "198.51.100.7", open311_per_address_per_hour=1000) as client:
+    with ready_app(database_url, app_data_dir, "198.51.100.7", open311_per_address_per_hour=1000) as client:
         yield client
     remove_submitted(database_url)
 
@@ -167,7 +168,7 @@ def test_submissions_are_rate_limited_per_key_and_per_address(
     key, other_key = issue(database_url, "busy-app", open311=True), issue(database_url, "other-app", open311=True)
     limits = {"open311_per_key_per_hour": 3, "open311_per_address_per_hour": 5}
     try:
-        with open311_app(database_url, app_data_dir, "203.0.113.9", **limits) as client:
+        with ready_app(database_url, app_data_dir, "203.0.113.9", **limits) as client:
             for n in range(3):
                 assert _submit(client, key, 20 + n, database_url).status_code == 200
             refused = _submit(client, key, 30, database_url)
@@ -176,7 +177,7 @@ def test_submissions_are_rate_limited_per_key_and_per_address(
             for n in range(2):  # another key from the same address: the address has two left
                 assert _submit(client, other_key, 40 + n, database_url).status_code == 200
             assert _submit(client, other_key, 50, database_url).status_code == 429
-        with open311_app(database_url, app_data_dir, "203.0.113.10", **limits) as elsewhere:
+        with ready_app(database_url, app_data_dir, "203.0.113.10", **limits) as elsewhere:
             # The key is spent wherever it is used; the other key is fine from another address.
             assert _submit(elsewhere, key, 60, database_url).status_code == 429
             assert _submit(elsewhere, other_key, 61, database_url).status_code == 200
@@ -195,12 +196,12 @@ def test_the_address_limit_counts_the_client_a_trusted_proxy_forwards_for(
         return client.post("/open311/v2/requests.json", data=fields, headers={"X-Forwarded-For": forwarded}).status_code
 
     try:
-        with open311_app(database_url, app_data_dir, "10.0.0.5", **limits) as proxy:
+        with ready_app(database_url, app_data_dir, "10.0.0.5", **limits) as proxy:
             assert [submit(proxy, 70 + n, "198.51.100.20") for n in range(3)] == [200, 200, 429]
             # Another resident behind the same proxy has a budget of their own; a forged hop buys nothing.
             assert submit(proxy, 80, "198.51.100.21") == 200
             assert submit(proxy, 81, "6.6.6.6, 198.51.100.20") == 429
-        with open311_app(database_url, app_data_dir, "203.0.113.30", **limits) as direct:
+        with ready_app(database_url, app_data_dir, "203.0.113.30", **limits) as direct:
             # Not a trusted proxy: its X-Forwarded-For is ignored, and the peer's own address is counted.
             assert [submit(direct, 90 + n, f"198.51.100.{40 + n}") for n in range(3)] == [200, 200, 429]
     finally:

@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.access import issue
-from tests.support.open311 import POTHOLE, form, open311_app, place, remove_submitted
+from tests.support.open311 import POTHOLE, form, place, remove_submitted
+from tests.support.servers import ready_app
 from tests.support.uploads import bearer
 
 LAYER_KEYS = {"items/service_requests", "layer/service_requests"}
@@ -46,7 +47,7 @@ def app(
     database_url: str, demo_city: dict[str, str], app_data_dir: Path, purges: tuple[str, list[str]]
 ) -> Iterator[TestClient]:
     """An app on the demo City that sends its purges to the endpoint above."""
-    with open311_app(database_url, app_data_dir, cache_purge_urls=purges[0], shared_max_age_s=3600) as client:
+    with ready_app(database_url, app_data_dir, cache_purge_urls=purges[0], shared_max_age_s=3600) as client:
         yield client
     remove_submitted(database_url)
 

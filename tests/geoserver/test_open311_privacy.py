@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.access import issue
-from tests.support.open311 import NOISE, POTHOLE, form, open311_app, place, remove_submitted
+from tests.support.open311 import NOISE, POTHOLE, form, place, remove_submitted
+from tests.support.servers import ready_app
 from tests.support.uploads import bearer
 
 CANARY = "Canary311x"
@@ -33,7 +34,7 @@ WMQ = morecantile.tms.get("WebMercatorQuad")
 @pytest.fixture(scope="module")
 def app(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[TestClient]:
     """An app on the demo City, for the canary's submissions."""
-    with open311_app(database_url, app_data_dir, open311_per_address_per_hour=1000) as client:
+    with ready_app(database_url, app_data_dir, open311_per_address_per_hour=1000) as client:
         yield client
     remove_submitted(database_url)
 

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.access import issue
-from tests.support.open311 import POTHOLE, form, open311_app, place, remove_submitted
+from tests.support.open311 import POTHOLE, form, place, remove_submitted
+from tests.support.servers import ready_app
 
 GROUPINGS = ["ward", "service_code", "month", "ward,service_code", "service_code,month", "ward,service_code,month"]
 
@@ -22,7 +23,7 @@ GROUPINGS = ["ward", "service_code", "month", "ward,service_code", "service_code
 @pytest.fixture(scope="module")
 def app(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[TestClient]:
     """An app on the demo City, for the requests the measures count."""
-    with open311_app(database_url, app_data_dir, open311_per_address_per_hour=1000) as client:
+    with ready_app(database_url, app_data_dir, open311_per_address_per_hour=1000) as client:
         yield client
     remove_submitted(database_url)
 

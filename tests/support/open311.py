@@ -1,36 +1,13 @@
-"""Open311 test helpers: an app on the demo City, places inside it, submitting over plain HTTP, removing what tests
-submitted."""
+"""Open311 test helpers: places inside the demo City, submitting over plain HTTP, removing what tests submitted."""
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
-from fastapi.testclient import TestClient
-
-from geoserver.app import create_app
-from geoserver.settings import Settings
 
 POTHOLE = {"service_code": "POTHOLE", "attribute[SIZE]": "medium"}
 NOISE = {"service_code": "NOISE", "attribute[SOURCES][]": ["music", "vehicle"]}
-
-
-@contextlib.contextmanager
-def open311_app(
-    database_url: str, data_dir: Path, address: str = "testclient", **settings: Any
-) -> Iterator[TestClient]:
-    """A test client at `address` of an app on the demo City with these settings, once its catalogue is loaded."""
-    app = create_app(Settings(data_dir=data_dir, connect_timeout_s=2, **settings), database_url)
-    with TestClient(app, client=(address, 40000)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline, "the app did not load the catalogue"
-            time.sleep(0.1)
-        yield client
 
 
 def place(database_url: str, n: int) -> tuple[float, float]:

@@ -1,14 +1,22 @@
-"""Real servers for real HTTP clients: uvicorn in a thread of the test process, or `geoserver serve` as a process."""
+"""Real servers for real HTTP clients: uvicorn in a thread of the test process, or `geoserver serve` as a process;
+and an in-process test client of an app once it is ready."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from geoserver.app import create_app
+from geoserver.settings import Settings
 
 
 def wait_ready(url: str, seconds: float, alive: Callable[[], bool] = lambda: True) -> bool:
@@ -105,3 +113,15 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         stop_process(self.process)
+
+
+@contextlib.contextmanager
+def ready_app(database_url: str, data_dir: Path, address: str = "testclient", **settings: Any) -> Iterator[TestClient]:
+    """A test client at `address` of an app on the demo City with these settings, once its catalogue is loaded."""
+    app = create_app(Settings(data_dir=data_dir, connect_timeout_s=2, **settings), database_url)
+    with TestClient(app, client=(address, 40000)) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/ready").status_code != 200:
+            assert time.monotonic() < deadline, "the app did not load the catalogue"
+            time.sleep(0.1)
+        yield client
