@@ -1,0 +1,79 @@
+"""The fast lane answers tiles and near me exactly as the app's own routing would, errors and all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from geoserver.fastlane import FastLane
+from tests.support.access import issue
+from tests.support.servers import ready_app
+
+KEPT = ("content-type", "content-encoding", "cache-control", "etag", "vary", "surrogate-key", "retry-after", "allow")
+PATHS = [
+    "/tiles/wards/11/374/685.pbf",
+    "/tiles/wards,facilities/12/738/1348.mvt",
+    "/tiles/wards/11/374/685.png",
+    "/tiles/wards/99/0/0.pbf",
+    "/tiles/wards/-1/0/0.pbf",
+    "/tiles/nope/1/0/0.pbf",
+    "/tiles/wards,wards/12/738/1348.pbf",
+    "/collections/wards/tiles/WebMercatorQuad/11/685/374",
+    "/collections/wards/tiles/Nope/11/685/374",
+    "/collections/nope/tiles/WebMercatorQuad/11/685/374",
+    "/nearby?lon=-114.07&lat=51.05&at=2026-07-15T18:00:00Z",
+    "/nearby?lon=-114.07&lat=51.05&at=2026-07-15T18:00:00Z&layers=facilities&limit=3",
+    "/nearby?lon=nan&lat=51",
+    "/nearby?lon=-114.07&lat=51.05&bogus=1",
+    "/nearby?lon=-114.07&lat=51.05&access_token=abc",
+    "/nearby/",
+]
+
+
+@pytest.fixture(scope="module")
+def both(database_url: str, demo_city: dict[str, str], app_data_dir: Path) -> Iterator[tuple[TestClient, TestClient]]:
+    """The app as it is, and the same app without its fast lane (every request through FastAPI's routing)."""
+    with ready_app(database_url, app_data_dir) as laned, ready_app(database_url, app_data_dir) as routed:
+        app: Any = routed.app
+        lanes = [m for m in app.user_middleware if m.cls is FastLane]
+        assert len(lanes) == 1 and app.middleware_stack is not None
+        app.user_middleware.remove(lanes[0])
+        app.middleware_stack = app.build_middleware_stack()
+        yield laned, routed
+
+
+def _answer(client: TestClient, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+    response = client.get(path, headers=headers)
+    kept = {k: response.headers[k] for k in KEPT if k in response.headers}
+    if response.headers.get("content-type", "").startswith(("application/geo+json", "application/json")):
+        body = response.json()
+        if isinstance(body, dict):
+            body.pop("timeStamp", None)
+        return response.status_code, kept, body
+    return response.status_code, kept, response.content
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_the_lane_answers_as_the_routes_do(both: tuple[TestClient, TestClient], path: str) -> None:
+    laned, routed = both
+    assert _answer(laned, path, {}) == _answer(routed, path, {})
+
+
+def test_the_lane_answers_callers_as_the_routes_do(both: tuple[TestClient, TestClient], database_url: str) -> None:
+    laned, routed = both
+    token = issue(database_url, "fastlane@test", staff=True)
+    for headers in ({"Authorization": f"Bearer {token}"}, {"Authorization": "Bearer nope"}, {"Authorization": "x"},
+                    {"Accept-Encoding": "gzip"}, {"If-None-Match": "*"}):  # fmt: skip
+        for path in PATHS[:2] + PATHS[10:12]:
+            assert _answer(laned, path, headers) == _answer(routed, path, headers), (path, headers)
+
+
+def test_only_get_takes_the_lane(both: tuple[TestClient, TestClient]) -> None:
+    laned, routed = both
+    for method in ("HEAD", "POST", "OPTIONS"):
+        a, b = laned.request(method, PATHS[0]), routed.request(method, PATHS[0])
+        assert (a.status_code, a.content) == (b.status_code, b.content), method
