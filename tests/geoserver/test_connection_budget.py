@@ -4,7 +4,6 @@ answering 503s under load far from the cause."""
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from fastapi.testclient import TestClient
 from geoserver.app import create_app
 from geoserver.database import connections_per_worker
 from geoserver.settings import Settings
+from tests.support.servers import until_ready
 
 
 @pytest.mark.parametrize(("workers", "pool_max_size", "warned"), [(1, 10, False), (2, 100, True)])
@@ -28,10 +28,7 @@ def test_an_instance_that_could_exhaust_postgresql_warns_at_start(
     settings = Settings(data_dir=app_data_dir, connect_timeout_s=2, workers=workers, pool_max_size=pool_max_size)
     caplog.set_level(logging.WARNING, logger="geoserver.database")
     with TestClient(create_app(settings, database_url)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/ready").status_code != 200:  # ready once the listener has connected and checked
-            assert time.monotonic() < deadline, "the app did not load the catalogue"
-            time.sleep(0.1)
+        until_ready(client)  # ready once the listener has connected and checked
     said = [r.getMessage() for r in caplog.records if "connections to PostgreSQL" in r.getMessage()]
     assert bool(said) == warned, said
     if warned:

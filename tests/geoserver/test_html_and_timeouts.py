@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from layers.catalogue.visibility import Principal
 from layers.ingest.load import load_file
 from tests.support.layers import drop_layer, manifest, point, write_geojson
+from tests.support.servers import until_ready
 
 STAFF = Principal(subject="test staff", is_staff=True)
 
@@ -73,10 +74,7 @@ def impatient_client(database_url: str, demo_city: dict[str, str]) -> Iterator[T
         data_dir=Path(tempfile.gettempdir()) / "geoserver-test-app", connect_timeout_s=2, statement_timeout_ms=300
     )
     with TestClient(create_app(settings, database_url)) as test_client:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and test_client.get("/ready").status_code != 200:
-            time.sleep(0.1)
-        yield test_client
+        yield until_ready(test_client)
 
 
 def test_a_stuck_query_fails_fast_and_the_pool_recovers(impatient_client: TestClient, database_url: str) -> None:

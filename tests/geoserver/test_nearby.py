@@ -19,6 +19,7 @@ from layers.ingest.load import load_file
 from tests.support.access import issue
 from tests.support.errors import assert_invalid_parameter
 from tests.support.layers import DEMO_NOW, drop_layer, manifest, point, write_geojson
+from tests.support.servers import until_ready
 
 DOWNTOWN: dict[str, Any] = {"lon": -114.07, "lat": 51.05}
 PRIVATE_FIELDS = ("staff_notes", "organizer_email", "requester_contact", "office_phone_internal", "assessed_value")
@@ -284,10 +285,7 @@ def test_a_next_link_made_by_one_worker_works_on_another(client: TestClient, dat
     href = next(link["href"] for link in first["links"] if link["rel"] == "next")
     settings = client.app.state.geoserver.settings  # type: ignore[attr-defined]
     with TestClient(create_app(settings, database_url)) as other:
-        deadline = time.monotonic() + 30
-        while other.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline, "the second app did not start"
-            time.sleep(0.1)
+        until_ready(other)
         page = other.get(href)
     assert page.status_code == 200 and len(page.json()["features"]) == 3
 
@@ -317,10 +315,7 @@ def test_a_shared_cursor_secret_works_across_data_directories(
     ]
     with TestClient(apps[0]) as a, TestClient(apps[1]) as b:
         for app_client in (a, b):
-            deadline = time.monotonic() + 30
-            while app_client.get("/ready").status_code != 200:
-                assert time.monotonic() < deadline, "an app did not start"
-                time.sleep(0.1)
+            until_ready(app_client)
         first = get(a, **DOWNTOWN, layers="facilities", limit=3).json()
         href = next(link["href"] for link in first["links"] if link["rel"] == "next")
         assert b.get(href).status_code == 200

@@ -115,13 +115,18 @@ class ServerProcess:
         stop_process(self.process)
 
 
+def until_ready(client: TestClient, seconds: float = 30) -> TestClient:
+    """The client, once its app answers `/ready` (the catalogue loaded); fails the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while client.get("/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the app did not load the catalogue"
+        time.sleep(0.1)
+    return client
+
+
 @contextlib.contextmanager
 def ready_app(database_url: str, data_dir: Path, address: str = "testclient", **settings: Any) -> Iterator[TestClient]:
     """A test client at `address` of an app on the demo City with these settings, once its catalogue is loaded."""
     app = create_app(Settings(data_dir=data_dir, connect_timeout_s=2, **settings), database_url)
     with TestClient(app, client=(address, 40000)) as client:
-        deadline = time.monotonic() + 30
-        while client.get("/ready").status_code != 200:
-            assert time.monotonic() < deadline, "the app did not load the catalogue"
-            time.sleep(0.1)
-        yield client
+        yield until_ready(client)
