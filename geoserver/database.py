@@ -28,6 +28,7 @@ from geoserver.replicas import Replica, Replicas
 from geoserver.settings import Settings
 from layers.errors import Busy, DatabaseUnavailable, TooExpensive
 from layers.priority import lower_backend_priority
+from layers.sqlcompose import Slot, render
 
 log = logging.getLogger("geoserver.database")
 PROBE_EVERY_S = 0.2
@@ -66,9 +67,10 @@ def connections_per_worker(settings: Settings) -> int:
     return sum(pool_sizes(settings).values()) + 1
 
 
-_ALLOWED = sql.SQL(
-    "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+_ALLOWED = render(
+    sql.SQL("SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int")
 )
+_STATEMENT_TIMEOUT = render(sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(Slot("ms")))
 
 
 async def warn_if_over_budget(conn: AsyncConnection[Any], settings: Settings) -> bool:
@@ -232,9 +234,7 @@ class Database:
                 yield conn
             else:
                 async with conn.transaction():
-                    await conn.execute(
-                        sql.SQL("SELECT set_config('statement_timeout', {}, true)").format(sql.Literal(str(timeout_ms)))
-                    )
+                    await conn.execute(_STATEMENT_TIMEOUT, {"ms": str(timeout_ms)})
                     yield conn
         except psycopg.errors.QueryCanceled:
             seconds = (timeout_ms or self.settings.statement_timeout_ms) / 1000

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from geoserver.asgi import HttpMiddleware
 from geoserver.database import is_connection_failure
@@ -151,9 +151,6 @@ class CatchAllMiddleware(HttpMiddleware):
 
     Starlette sends a handler for `Exception` to its outermost middleware, outside CORS; this one sits inside.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        super().__init__(app)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False

@@ -26,6 +26,8 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from layers.sqlcompose import render
+
 log = logging.getLogger("geoserver.replicas")
 MONITOR_EVERY_S = 0.1
 CHECK_TIMEOUT_S = 1.0
@@ -140,12 +142,12 @@ class Replicas:
             replica.in_rotation = True
 
 
-_WRITTEN = sql.SQL("SELECT pg_current_wal_lsn()::text")
-_REPLAYED = sql.SQL("SELECT pg_last_wal_replay_lsn()::text")
+_WRITTEN = render(sql.SQL("SELECT pg_current_wal_lsn()::text"))
+_REPLAYED = render(sql.SQL("SELECT pg_last_wal_replay_lsn()::text"))
 
 
 async def _position(
-    connections: dict[str, psycopg.AsyncConnection[Any]], name: str, url: str, query: sql.SQL
+    connections: dict[str, psycopg.AsyncConnection[Any]], name: str, url: str, query: bytes
 ) -> int | None:
     """A WAL position from a monitoring connection of its own (reconnected as needed); None when unreachable."""
     try:

@@ -32,13 +32,14 @@ from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
 from layers.queries.search import SearchService
-from layers.sqlcompose import render
+from layers.sqlcompose import Slot, render
 from tiles.cache import TileCache
 from tiles.grids import MAX_ZOOM
 from tiles.source import TileSources
 
 log = logging.getLogger("geoserver.state")
 SETTLE_CHANNEL = "geoserver_settle"  # NOTIFY channel: a writer's marker, heard after every change committed before it
+_SETTLE = render(sql.SQL("SELECT pg_notify({}, {})").format(Slot("channel"), Slot("token")))
 SETTLE_TIMEOUT_S = 2.0
 RETRY_S = 1.0
 LISTENER_NAME = "geoserver-listener"
@@ -190,7 +191,7 @@ class AppState:
         self._settling[token] = waiter
         try:
             async with self.db.connection(Workload.WRITES) as conn:
-                await conn.execute(sql.SQL("SELECT pg_notify(%s, %s)"), [SETTLE_CHANNEL, token])
+                await conn.execute(_SETTLE, {"channel": SETTLE_CHANNEL, "token": token})
             await asyncio.wait_for(waiter, SETTLE_TIMEOUT_S)
         except (TimeoutError, GeoServerError):
             log.info("a write did not settle within %g s; answering anyway", SETTLE_TIMEOUT_S)

@@ -139,13 +139,10 @@ async def _streamed(
     statements = features.build(layer, query, count_in_page=False)
     # The connection (and the heavy share) is taken before the answer starts and kept until it ends: a page refused
     # for want of either is a JSON error, never a 200 cut off mid-stream.
-    held = AsyncExitStack()
-    try:
-        conn = await held.enter_async_context(_connection(request, state, principal, layer, query))
+    async with AsyncExitStack() as stack:  # released here if the count fails; else handed to the answer
+        conn = await stack.enter_async_context(_connection(request, state, principal, layer, query))
         matched = await features.count(conn, statements, layer)
-    except BaseException:
-        await held.aclose()
-        raise
+        held = stack.pop_all()
     expected = max(0, min(query.limit, matched - query.offset))
     # The last id is not known before the page streams: the next link of a streamed page goes by offset.
     links = _links(request, layer, query, (expected, matched), None, lang)

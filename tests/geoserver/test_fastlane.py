@@ -72,8 +72,23 @@ def test_the_lane_answers_callers_as_the_routes_do(both: tuple[TestClient, TestC
             assert _answer(laned, path, headers) == _answer(routed, path, headers), (path, headers)
 
 
-def test_only_get_takes_the_lane(both: tuple[TestClient, TestClient]) -> None:
+def test_head_and_other_methods_go_on_to_the_routes(both: tuple[TestClient, TestClient]) -> None:
     laned, routed = both
-    for method in ("HEAD", "POST", "OPTIONS"):
+    app: Any = laned.app
+    lane = next(m for m in app.user_middleware if m.cls is FastLane)
+    passed_on: list[str] = []
+
+    async def routes(scope: Any, receive: Any, send: Any) -> None:
+        passed_on.append(scope["method"])
+
+    async def ask(method: str) -> None:
+        scope = {"type": "http", "method": method, "path": "/tiles/wards/11/374/685.pbf", "root_path": ""}
+        await FastLane(routes, **lane.kwargs)(scope, None, None)  # type: ignore[arg-type]
+
+    assert laned.portal is not None
+    for method in ("HEAD", "POST", "PUT", "OPTIONS"):
+        laned.portal.call(ask, method)
+    assert passed_on == ["HEAD", "POST", "PUT", "OPTIONS"]
+    for method in ("HEAD", "OPTIONS"):  # and they answer as before
         a, b = laned.request(method, PATHS[0]), routed.request(method, PATHS[0])
         assert (a.status_code, a.content) == (b.status_code, b.content), method
