@@ -42,8 +42,10 @@ def test_no_generated_request_gets_a_server_error(
         "--generation-deterministic",
         "--request-timeout",
         "30",
+        # One worker: with two threads, hypothesis's ast.parse of its own filters met CPython 3.11's
+        # "AST constructor recursion depth mismatch" (python/cpython#106905) once, an error of the tool, not the API.
         "--workers",
-        "2",
+        "1",
         "--suppress-health-check",
         "all",
         "--no-color",
