@@ -34,6 +34,7 @@ PURGE_TIMEOUT_S = 2.0
 TILE_MARGIN = 64 / 4096
 MAX_KEYS_PER_REQUEST = 256
 MAX_EDIT_TILES = 200  # beyond this many touched tiles, an edit purges all the layer's tiles
+WRITTEN_XACT = "geoserver.written_xact"  # scope key: the transaction whose change notice a write awaits
 CATALOGUE_KEY = "catalogue"  # answers about every layer: the list of collections, the catalogue, styles
 
 
@@ -155,7 +156,8 @@ class SharedMaxAge(HttpMiddleware):
 
 class SettleWrites:
     """A successful write answers only once this instance has acted on it (`AppState.settle`): its caches, and the
-    shared caches it purges, no longer hold what the write changed when the writer reads again."""
+    shared caches it purges, no longer hold what the write changed when the writer reads again. A route whose write
+    sent one change notice puts its transaction in the scope (`WRITTEN_XACT`): that notice is awaited."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -167,7 +169,7 @@ class SettleWrites:
 
         async def settled_send(message: Message) -> None:
             if message["type"] == "http.response.start" and message["status"] < 400:
-                await scope["app"].state.geoserver.settle()
+                await scope["app"].state.geoserver.settle(scope.get(WRITTEN_XACT))
             await send(message)
 
         await self.app(scope, receive, settled_send)

@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import secrets
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -32,7 +33,7 @@ from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore
 from layers.queries.nearby import NearbyService
 from layers.queries.search import SearchService
-from layers.sqlcompose import Slot, render
+from layers.sqlcompose import Slot, StatementCache, render
 from tiles.cache import TileCache
 from tiles.grids import MAX_ZOOM
 from tiles.source import TileSources
@@ -41,6 +42,7 @@ log = logging.getLogger("geoserver.state")
 SETTLE_CHANNEL = "geoserver_settle"  # NOTIFY channel: a writer's marker, heard after every change committed before it
 _SETTLE = render(sql.SQL("SELECT pg_notify({}, {})").format(Slot("channel"), Slot("token")))
 SETTLE_TIMEOUT_S = 2.0
+ACTED_KEPT = 4096  # edit notices remembered until their writer asks (it asks within milliseconds)
 RETRY_S = 1.0
 LISTENER_NAME = "geoserver-listener"
 PURGE_EVERY_S = 3600  # how the change listener's connection shows in pg_stat_activity
@@ -62,11 +64,14 @@ class AppState:
     nearby: NearbyService = field(default_factory=NearbyService)
     feed: Ticker = field(default_factory=Ticker)
     search: SearchService = field(default_factory=SearchService)
+    statements: StatementCache = field(default_factory=StatementCache)  # composed per shape, e.g. an edit's fields
     tiles: TileSources = field(default_factory=TileSources)
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     _registry: Registry = field(default_factory=Registry)
     open311_services: ServiceCatalogue | None = None
     _settling: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    _awaiting: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # writers' own notices, by transaction
+    _acted: OrderedDict[str, None] = field(default_factory=OrderedDict)  # recent edit notices nobody waited for yet
     _budget_checked: bool = False  # the connection budget is checked once, on the listener's first connection
 
     @property
@@ -153,6 +158,7 @@ class AppState:
             if self.purger.enabled:
                 await self.purger.purge(edit_keys(layer, bbox, self._zooms(layer)))  # type: ignore[arg-type]
             self.feed.tick()  # after the tiles went: a subscriber that hears of the change reads fresh tiles
+            self._acted_on(change.get("xact"))
             return
         if isinstance(layer, str):
             self.tile_cache.invalidate_layer(layer)
@@ -165,6 +171,9 @@ class AppState:
             layers = [layer] if isinstance(layer, str) else [one.id for one in self._registry.all_layers()]
             await self.purger.purge([CATALOGUE_KEY, *(layer_key(one) for one in layers)])
         self.feed.tick()
+        if layer is None:  # everything was dropped: whatever a writer waits for is acted on, heard or not
+            for waiter in self._awaiting.values():
+                _wake(waiter)
 
     def _zooms(self, layer_id: str) -> range:
         """The zooms the layer has tiles at (all of them if it is not in the catalogue any more)."""
@@ -182,10 +191,14 @@ class AppState:
         else:
             self.db.replicas.require([layer], lsn)
 
-    async def settle(self) -> None:
+    async def settle(self, xact: str | None = None) -> None:
         """Return once this instance has acted on every change committed before now (after a write: the writer's
         next read, here or through a purged shared cache, sees the write). Notices arrive in commit order, so a
-        notice sent now is heard after every earlier one."""
+        notice sent now is heard after every earlier one; and so is the write's own change notice, when the write
+        says which transaction it named (`xact`): then that notice is awaited instead of sending one more."""
+        if xact is not None:
+            await self._own_notice(xact)
+            return
         token = secrets.token_hex(8)
         waiter = asyncio.get_running_loop().create_future()
         self._settling[token] = waiter
@@ -200,8 +213,38 @@ class AppState:
 
     def _settled(self, token: str) -> None:
         waiter = self._settling.get(token)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            _wake(waiter)
+
+    async def _own_notice(self, xact: str) -> None:
+        if xact in self._acted:  # heard before the writer asked
+            del self._acted[xact]
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._awaiting[xact] = waiter
+        try:
+            await asyncio.wait_for(waiter, SETTLE_TIMEOUT_S)
+        except TimeoutError:
+            log.info("a write's change notice was not heard within %g s; answering anyway", SETTLE_TIMEOUT_S)
+        finally:
+            self._awaiting.pop(xact, None)
+
+    def _acted_on(self, xact: object) -> None:
+        """This instance acted on the edit of transaction `xact`: wake its writer, or remember it for a while."""
+        if not isinstance(xact, str):
+            return
+        waiter = self._awaiting.pop(xact, None)
+        if waiter is not None:
+            _wake(waiter)
+            return
+        self._acted[xact] = None  # every instance hears every edit: most have no writer here
+        if len(self._acted) > ACTED_KEPT:
+            self._acted.popitem(last=False)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _parse(payload: str) -> dict[str, object]:

@@ -22,6 +22,8 @@ Two ways to fill slots, one rendering:
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from psycopg import sql
@@ -66,3 +68,24 @@ class Binder:
     def params_for(self, text: bytes) -> dict[str, Any] | None:
         """The values to run `text` with: None when it has no placeholder (it is then sent verbatim)."""
         return self.params if b"%(" in text else None
+
+
+class StatementCache:
+    """Rendered statements by what shapes them (layer versions, options), the least recently used dropped first:
+    a statement is composed and rendered once per shape, and requests only bind values."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._texts: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._size = size
+
+    def get(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """The statement for `key`, built (and kept) on first use."""
+        text = self._texts.get(key)
+        if text is None:
+            text = build()
+            self._texts[key] = text
+            if len(self._texts) > self._size:
+                self._texts.popitem(last=False)
+        else:
+            self._texts.move_to_end(key)
+        return text

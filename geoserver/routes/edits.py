@@ -16,6 +16,7 @@ from geoserver.database import Workload
 from geoserver.media import GEOJSON, SCHEMA_JSON
 from geoserver.responses import PRIVATE, base_url, json_response
 from geoserver.routes.collections import collection_url
+from geoserver.sharedcache import WRITTEN_XACT
 from geoserver.state import AppState, StateDep
 from layers.catalogue.records import IN_PLACE, Layer
 from layers.catalogue.visibility import Principal
@@ -24,7 +25,6 @@ from layers.edits.schema import CheckedFeature, check_feature, json_schema
 from layers.errors import Forbidden, InvalidParameter, NotAllowed, NotFound, TooLarge, Unauthorized
 from layers.queries import crs as crs_mod
 from layers.queries import features
-from layers.sqlcompose import Binder
 
 router = APIRouter(tags=["edits"])
 MAX_BATCH = 10_000
@@ -123,13 +123,14 @@ async def _change(
     if feature.fid is not None and feature.fid != fid:
         raise InvalidParameter("the id in the body differs from the one in the path: ids never change", parameter="id")
     writer = who(request, principal)
-    bind = Binder()
-    sets = change.assignments(layer, feature, bind, replace=replace)
+    sets = change.assignments(layer, feature, replace=replace)
     async with state.db.connection(Workload.WRITES) as conn:  # one statement: its own transaction
         written, text = await change.change(
-            conn, layer, fid, sets, bind, op="replace" if replace else "update",
+            conn, layer, fid, sets, state.statements, op="replace" if replace else "update",
             if_match=request.headers.get("if-match"), who=writer,
         )  # fmt: skip
+    if written.xact is not None:
+        request.scope[WRITTEN_XACT] = written.xact  # answered once this instance acted on the write's own notice
     headers = {"ETag": str(written.etag), "Cache-Control": PRIVATE, "Vary": "Authorization",
                "Content-Crs": crs_mod.CRS84.header, "X-Request-Id": writer.request_id}  # fmt: skip
     return Response(text.encode(), media_type=GEOJSON, headers=headers)

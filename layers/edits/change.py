@@ -3,12 +3,14 @@
 The statement locks the row, checks If-Match (and whether the layer or its group requires it) against the row's
 entity tag, keeps the loaded state as version 1 before a feature's first write, updates the row, keeps the new
 version in history, appends the change to the feed and the write to the audit log, and answers the stored feature
-with its new tag. Nothing is written unless the checks pass; the answer says which failed.
+with its new tag and the id of its transaction (which the change notice names: the writer waits for that notice,
+not for one more of its own). Nothing is written unless the checks pass; the answer says which failed.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg import AsyncConnection, sql
@@ -20,7 +22,7 @@ from layers.edits.writes import Who, Written, fid_text, if_match_tags, row_attri
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
 from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
-from layers.sqlcompose import Binder, render
+from layers.sqlcompose import Slot, StatementCache, render
 
 _STATEMENT = """
 WITH old AS (SELECT t AS r, {etag} AS etag FROM {table} AS t WHERE t.{id} = {fid} FOR UPDATE),
@@ -39,15 +41,15 @@ h AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, actor
 c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox)
       SELECT {layer}, {fid_text}, {op}, ver.v, json_build_array(ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b))
       FROM new, ver, ok, LATERAL (SELECT ST_Extent(x) AS b FROM (VALUES ((ok.r).{g}), (new.{g})) AS v(x)) AS e
-      RETURNING id),
+      RETURNING id, CASE WHEN bbox->>0 IS NOT NULL THEN pg_current_xact_id()::text END AS xact),
 a AS (INSERT INTO {audit} (actor, action, layer_id, group_id, detail)
       SELECT {actor}, {action}, {layer}, {group}, json_build_object('fid', {fid_json}::jsonb, 'version', ver.v,
       'request', {request}) FROM new, ver)
-SELECT f.found, f.allowed, f.required, n.etag, n.version, n.change, n.feature
+SELECT f.found, f.allowed, f.required, n.etag, n.version, n.change, n.xact, n.feature
 FROM (SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM ok) AS allowed,
       (SELECT required FROM rule) AS required) AS f
 LEFT JOIN (SELECT {etag} AS etag, (SELECT v FROM ver) AS version, (SELECT id FROM c) AS change,
-           {feature} AS feature FROM new AS t) AS n ON true
+           (SELECT xact FROM c) AS xact, {feature} AS feature FROM new AS t) AS n ON true
 """
 
 
@@ -57,53 +59,94 @@ def _row_attributes(layer: Layer) -> sql.Composable:
     return sql.SQL(" - ").join([sql.SQL("to_jsonb(ok.r)"), *map(sql.Literal, drop)])
 
 
+@dataclass(frozen=True)
+class Assignments:
+    """What a write sets: the public fields by name, in order, and the geometry (WKB) when one was sent."""
+
+    names: tuple[str, ...]
+    values: tuple[Any, ...]
+    geometry: bytes | None
+
+    @property
+    def shape(self) -> tuple[tuple[str, ...], bool]:
+        """What the statement's text depends on (the values are bound)."""
+        return self.names, self.geometry is not None
+
+
+def assignments(layer: Layer, feature: CheckedFeature, *, replace: bool) -> Assignments:
+    """The properties sent (all public ones with `replace`, missing ones set to NULL) and the geometry."""
+    names = [f.name for f in layer.fields if f.name != layer.id_column] if replace else list(feature.properties)
+    chosen = tuple(name for name in names if name in feature.properties or replace)
+    values = tuple(feature.properties.get(name) for name in chosen)
+    return Assignments(chosen, values, feature.geometry)
+
+
+def _statement(layer: Layer, shape: tuple[tuple[str, ...], bool]) -> bytes:
+    names, has_geometry = shape
+    g = sql.Identifier(layer.geometry_column)
+    sets = [sql.SQL("{} = {}").format(sql.Identifier(name), Slot(f"s{i}")) for i, name in enumerate(names)]
+    if has_geometry:
+        sets.append(sql.SQL("{} = ST_GeomFromWKB({}, 4326)").format(g, Slot("geometry")))
+    return render(
+        sql.SQL(_STATEMENT).format(
+            table=layer.table,
+            id=sql.Identifier(layer.id_column),
+            fid=Slot("fid"),
+            groups=GROUPS_TABLE,
+            layer_rule=sql.Literal(layer.require_if_match),
+            group=Slot("group"),
+            tags=Slot("tags"),
+            history=HISTORY_TABLE,
+            layer=Slot("layer"),
+            fid_text=Slot("fid_text"),
+            old_attributes=_row_attributes(layer),
+            g=g,
+            loaded_at=Slot("loaded_at"),
+            sets=sql.SQL(", ").join(sets),
+            op=Slot("op"),
+            new_attributes=row_attributes(layer, "new"),
+            actor=Slot("actor"),
+            request=Slot("request"),
+            changes=CHANGES_TABLE,
+            audit=AUDIT_TABLE,
+            action=Slot("action"),
+            fid_json=Slot("fid_json"),
+            feature=feature_json(layer, g),
+            etag=ROW_ETAG,
+        )  # fmt: skip
+    )
+
+
 async def change(
     conn: AsyncConnection[Any],
     layer: Layer,
     fid: Any,
-    sets: list[sql.Composable],
-    bind: Binder,
+    sets: Assignments,
+    statements: StatementCache,
     *,
     op: str,
     if_match: str | None,
     who: Who,
 ) -> tuple[Written, str]:
-    """Write the SET items to one feature; the written version and the stored feature's GeoJSON text."""
-    if not sets:
+    """Write the assignments to one feature; the written version and the stored feature's GeoJSON text.
+
+    The statement is composed once per layer version and set of fields written (`statements` keeps it)."""
+    if not sets.names and sets.geometry is None:
         raise InvalidParameter("nothing to change: send properties or a geometry", parameter="body")
-    g = sql.Identifier(layer.geometry_column)
-    statement = sql.SQL(_STATEMENT).format(
-        table=layer.table, id=sql.Identifier(layer.id_column), fid=bind(fid), groups=GROUPS_TABLE,
-        layer_rule=sql.Literal(layer.require_if_match), group=bind(layer.group_id), tags=bind(if_match_tags(if_match)),
-        history=HISTORY_TABLE, layer=bind(layer.id), fid_text=bind(fid_text(fid)),
-        old_attributes=_row_attributes(layer), g=g, loaded_at=bind(layer.updated_at), sets=sql.SQL(", ").join(sets),
-        op=bind(op), new_attributes=row_attributes(layer, "new"), actor=bind(who.actor), request=bind(who.request_id),
-        changes=CHANGES_TABLE, audit=AUDIT_TABLE, action=bind(f"feature.{op}"), fid_json=bind(json.dumps(fid)),
-        feature=feature_json(layer, g), etag=ROW_ETAG,
-    )  # fmt: skip
-    row = await (await conn.execute(render(statement), bind.params)).fetchone()
+    text = statements.get(("edits.change", layer.id, layer.version, sets.shape), lambda: _statement(layer, sets.shape))
+    values: dict[str, Any] = {
+        "fid": fid, "group": layer.group_id, "tags": if_match_tags(if_match), "layer": layer.id,
+        "fid_text": fid_text(fid), "loaded_at": layer.updated_at, "op": op, "actor": who.actor,
+        "request": who.request_id, "action": f"feature.{op}", "fid_json": json.dumps(fid), "geometry": sets.geometry,
+        **{f"s{i}": value for i, value in enumerate(sets.values)},
+    }  # fmt: skip
+    row = await (await conn.execute(text, values)).fetchone()
     assert row is not None
-    found, allowed, required, etag, version, change_id, feature = row
+    found, allowed, required, etag, version, change_id, xact, feature = row
     if not found:
         raise NotFound("no such feature in this collection", parameter="featureId")
     if not allowed:
         if if_match is None and required:
             raise PreconditionRequired("this layer requires If-Match: send the ETag of the version you edit")
         raise PreconditionFailed("the feature changed since you read it: read it again (its new ETag) and retry")
-    return Written(fid, int(version), f'"{etag}"', int(change_id)), str(feature)
-
-
-def assignments(layer: Layer, feature: CheckedFeature, bind: Binder, *, replace: bool) -> list[sql.Composable]:
-    """SET items: the properties sent (all public ones with `replace`, missing ones set to NULL) and the geometry."""
-    names = [f.name for f in layer.fields if f.name != layer.id_column] if replace else list(feature.properties)
-    sets: list[sql.Composable] = [
-        sql.SQL("{} = {}").format(sql.Identifier(name), bind(feature.properties.get(name)))
-        for name in names
-        if name in feature.properties or replace
-    ]
-    if feature.geometry is not None:
-        geometry = sql.SQL("{} = ST_GeomFromWKB({}, 4326)").format(
-            sql.Identifier(layer.geometry_column), bind(feature.geometry)
-        )
-        sets.append(geometry)
-    return sets
+    return Written(fid, int(version), f'"{etag}"', int(change_id), xact), str(feature)

@@ -36,12 +36,14 @@ class Who:
 
 @dataclass(frozen=True)
 class Written:
-    """A feature's state after a write: its id, version, entity tag and the change's feed id (None for none)."""
+    """A feature's state after a write: its id, version, entity tag, the change's feed id, and the transaction its
+    change notice names (None when the write sent none)."""
 
     fid: Any
     version: int
     etag: str | None
     change_id: int
+    xact: str | None = None
 
 
 def fid_text(fid: Any) -> str:

@@ -143,9 +143,14 @@ class DownloadStore:
     def invalidate(self, layer_id: str) -> None:
         """The layer's data changed: its files go, and builds under way start again."""
         self._edits[layer_id] += 1
-        folder = self.root / _folder_name(layer_id)
-        for path in folder.glob("v*") if folder.is_dir() else ():
-            path.unlink(missing_ok=True)
+        # Every edit of every layer comes here: one system call when the layer has no files (the usual case).
+        with (
+            contextlib.suppress(FileNotFoundError, NotADirectoryError),
+            os.scandir(self.root / _folder_name(layer_id)) as found,
+        ):
+            for entry in found:
+                if entry.name.startswith("v"):
+                    Path(entry.path).unlink(missing_ok=True)
 
     def clear(self) -> None:
         """Forget every file (changes may have been missed, e.g. while the database was unreachable)."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +27,7 @@ from layers.errors import InvalidParameter
 from layers.queries import hours
 from layers.queries.cursor import CursorKey, fingerprint
 from layers.queries.nearby_sql import Rel, distinct_sql, here_sql, search_sql
+from layers.sqlcompose import StatementCache
 
 MAX_SCHEDULES = 20_000  # statuses kept (one per distinct schedule text); beyond it the cache starts again
 MAX_DISTINCT = 5_000  # categories or schedules per layer we enumerate; beyond it a layer cannot use that filter
@@ -114,9 +114,8 @@ class NearbyService:
     """Per-app SQL cache and per-layer-version facts (categories, schedules)."""
 
     def __init__(self, cache_size: int = 512) -> None:
-        self._statements: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._statements = StatementCache(cache_size)
         self._facts: dict[tuple[str, int], _Facts] = {}
-        self._cache_size = cache_size
         # Per schedule text: the status, and the instants between which it holds (until its next change).
         self._statuses: dict[str, tuple[datetime, datetime, hours.Status]] = {}
 
@@ -175,7 +174,8 @@ class NearbyService:
         ]
         boundaries: list[Boundary] = []
         if polygons:
-            statement = self._cached(("here", *((p.id, p.version) for p in polygons)), lambda: here_sql(polygons))
+            key = ("here", *((p.id, p.version) for p in polygons))
+            statement = self._statements.get(key, lambda: here_sql(polygons))
             rows = await (await conn.execute(statement, {"lon": lon, "lat": lat})).fetchall()
             boundaries = [Boundary(polygons[r[0]].id, orjson.loads(r[1]), r[2], orjson.loads(r[3])) for r in rows]
             boundaries.sort(key=lambda b: (b.layer, str(b.id)))
@@ -258,18 +258,7 @@ class NearbyService:
 
     def _statement(self, parts: tuple[tuple[Layer, bool, bool, bool, Rel], ...], lim: int) -> bytes:
         key = (lim, *((layer.id, layer.version, *rest) for layer, *rest in parts))
-        return self._cached(key, lambda: search_sql(parts, lim))
-
-    def _cached(self, key: tuple[Any, ...], build: Any) -> bytes:
-        text = self._statements.get(key)
-        if text is None:
-            text = build()
-            self._statements[key] = text
-            if len(self._statements) > self._cache_size:
-                self._statements.popitem(last=False)
-        else:
-            self._statements.move_to_end(key)
-        return text
+        return self._statements.get(key, lambda: search_sql(parts, lim))
 
 
 def serving_layers(layers: Sequence[Layer]) -> list[Layer]:

@@ -11,7 +11,6 @@ The searched text is `search_text.document`, the same expression the trigram ind
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,7 @@ from psycopg import AsyncConnection, sql
 from layers.catalogue.records import Layer
 from layers.catalogue.search_text import TRIGRAM_EXTENSION, document, text_fields
 from layers.queries.geojson import properties_json
-from layers.sqlcompose import Slot, render
+from layers.sqlcompose import Slot, StatementCache, render
 
 _ME = sql.SQL("(SELECT ST_SetSRID(ST_MakePoint({}::float8, {}::float8), 4326)::geography)").format(
     Slot("lon"), Slot("lat")
@@ -76,8 +75,7 @@ class SearchService:
     """Per-app cache of search statements, and whether the database has pg_trgm (checked per catalogue state)."""
 
     def __init__(self, cache_size: int = 256) -> None:
-        self._statements: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._cache_size = cache_size
+        self._statements = StatementCache(cache_size)
         self._trigram: tuple[tuple[Any, ...], bool] | None = None
 
     async def search(self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: SearchQuery) -> list[Found]:
@@ -101,12 +99,7 @@ class SearchService:
     ) -> list[Found]:
         near = q.point is not None
         key = (tuple((layer.id, layer.version) for layer in layers), words, near)
-        statement = self._statements.get(key)
-        if statement is None:
-            statement = search_sql(layers, words, near)
-            self._statements[key] = statement
-            if len(self._statements) > self._cache_size:
-                self._statements.popitem(last=False)
+        statement = self._statements.get(key, lambda: search_sql(layers, words, near))
         if words is not None:
             rows = await (await conn.execute(statement, params)).fetchall()
         else:

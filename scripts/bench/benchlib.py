@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+if Path(sys.prefix).resolve() != (ROOT / ".venv").resolve() and VENV_PYTHON.exists():
+    # Every benchmark imports this module first: run it inside the project's virtual environment, as `scripts/test`
+    # and `scripts/serve` set it up, whatever `python3` the shebang found.
+    os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), *sys.argv])
 PYTHON = sys.executable
 BENCH_SCALE_REQUESTS = 1_000_000
 WRK_SCRIPT = """

@@ -45,7 +45,10 @@ def _state(url: str) -> tuple[str | None, int]:
 def test_every_migration_goes_down_and_up_again(scratch_url: str) -> None:
     upgrade(scratch_url)
     head_trigger, head_tables = _state(scratch_url)
-    assert head_trigger is not None and "IF delta <> 0 THEN" in head_trigger  # 0006: only count changes lock
+    assert head_trigger is not None and "'xact', pg_current_xact_id()" in head_trigger  # 0008: names its transaction
+    downgrade(scratch_url, "0007")
+    before_xact, _ = _state(scratch_url)
+    assert before_xact is not None and "IF delta <> 0 THEN" in before_xact and "xact" not in before_xact  # 0006's
     downgrade(scratch_url, "0005")
     counted, _ = _state(scratch_url)
     assert counted is not None and "delta" in counted and "IF delta <> 0 THEN" not in counted  # back to 0003's

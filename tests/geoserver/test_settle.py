@@ -1,0 +1,128 @@
+"""A write answers only once this instance has acted on it: the writer's next read never meets a stale tile.
+
+The listener is slowed down here (every change notice waits before it is acted on), so a write that answered before
+its notice was acted on would be caught reading its old tile. A PUT or PATCH waits for its own change notice (named
+by its transaction) and sends no marker notice of its own; other writes send the marker and wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import mapbox_vector_tile
+import morecantile
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from geoserver.state import SETTLE_CHANNEL, AppState
+from tests.support.access import issue
+from tests.support.layers import point
+from tests.support.uploads import bearer, geojson_bytes, upload
+
+GROUP = "settle-club"
+LAYER = "settle club stages"
+L = quote(LAYER, safe="")
+HERE, FAR = (-114.0712, 51.0461), (-113.95, 50.95)
+SLOW_S = 0.4  # each change notice waits this long before the listener acts on it
+TILE = morecantile.tms.get("WebMercatorQuad").tile(*HERE, 14)
+TILE_PATH = f"/collections/{L}/tiles/WebMercatorQuad/{TILE.z}/{TILE.y}/{TILE.x}"  # row, then column
+
+
+@pytest.fixture(scope="module")
+def editor(client: TestClient, database_url: str) -> str:
+    staff = issue(database_url, "gis@settle", staff=True)
+    assert client.post("/groups", json={"id": GROUP, "name": "Settle club"}, headers=bearer(staff)).status_code == 201
+    token = issue(database_url, "pub@settle", {GROUP: "publisher"})
+    made = upload(client, token, "s.geojson", geojson_bytes([({"name": "stage"}, point(*HERE))]), id=LAYER,
+                  title="Stages", group=GROUP)  # fmt: skip
+    assert made.status_code == 201, made.text
+    # Public: only tiles without anything private enter the server's tile cache.
+    assert client.patch(f"/collections/{L}", json={"visibility": "public"}, headers=bearer(token)).status_code == 200
+    return token
+
+
+@pytest.fixture
+def slow_listener(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> AppState:
+    state: AppState = client.app.state.geoserver  # type: ignore[attr-defined]
+    act = state.on_change
+
+    async def slowly(payload: str) -> None:
+        await asyncio.sleep(SLOW_S)
+        await act(payload)
+
+    monkeypatch.setattr(state, "on_change", slowly)
+    return state
+
+
+@pytest.fixture
+def markers(database_url: str) -> Iterator[list[str]]:
+    """The marker notices sent while the test runs."""
+    heard: list[str] = []
+    stop = threading.Event()
+
+    def listen() -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f"LISTEN {SETTLE_CHANNEL}")
+            while not stop.is_set():
+                heard.extend(n.payload for n in conn.notifies(timeout=0.1))
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
+    try:
+        yield heard
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def names_in_tile(client: TestClient, token: str, *, cached: bool | None = None) -> list[str]:
+    answer = client.get(TILE_PATH, headers={**bearer(token), "Accept-Encoding": "identity"})
+    assert answer.status_code in (200, 204), answer.text
+    if cached is not None:
+        assert answer.headers["x-tile-cache"] == ("hit" if cached else "miss")
+    layers: dict[str, Any] = mapbox_vector_tile.decode(answer.content) if answer.content else {}
+    return sorted(f["properties"]["name"] for layer in layers.values() for f in layer["features"])
+
+
+def test_a_patch_answers_after_its_own_notice_and_sends_no_marker(
+    client: TestClient, editor: str, slow_listener: AppState, markers: list[str]
+) -> None:
+    assert names_in_tile(client, editor) == ["stage"]
+    assert names_in_tile(client, editor, cached=True) == ["stage"]
+    fid = client.get(f"/collections/{L}/items", headers=bearer(editor)).json()["features"][0]["id"]
+    moved = client.patch(
+        f"/collections/{L}/items/{fid}",
+        json={"geometry": point(*FAR)},
+        headers={**bearer(editor), "Content-Type": "application/merge-patch+json"},
+    )
+    assert moved.status_code == 200, moved.text
+    assert names_in_tile(client, editor, cached=False) == []  # the cached tile went before the answer
+    back = client.put(
+        f"/collections/{L}/items/{fid}",
+        json={"type": "Feature", "geometry": point(*HERE), "properties": {"name": "stage, back"}},
+        headers={**bearer(editor), "If-Match": moved.headers["etag"]},
+    )
+    assert back.status_code == 200, back.text
+    assert names_in_tile(client, editor, cached=False) == ["stage, back"]
+    assert markers == []  # both waited for their own change notice
+    assert slow_listener._awaiting == {}
+
+
+def test_other_writes_wait_for_a_marker(
+    client: TestClient, editor: str, slow_listener: AppState, markers: list[str]
+) -> None:
+    before = names_in_tile(client, editor)
+    assert names_in_tile(client, editor, cached=True) == before
+    created = client.post(
+        f"/collections/{L}/items",
+        json={"type": "Feature", "geometry": point(*HERE), "properties": {"name": "second stage"}},
+        headers=bearer(editor),
+    )
+    assert created.status_code == 201, created.text
+    assert names_in_tile(client, editor, cached=False) == sorted([*before, "second stage"])
+    assert len(markers) == 1
