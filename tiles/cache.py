@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
+import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 from tiles.grids import Bounds, TileXYZ, bounds, lonlat_to_tile_bounds
@@ -76,7 +78,9 @@ class TileCache:
     max_bytes: int
     stats: CacheStats = field(default_factory=CacheStats)
     _entries: OrderedDict[TileKey, BuiltTile] = field(default_factory=OrderedDict)
-    _by_layer: dict[str, set[TileKey]] = field(default_factory=dict)
+    # Per layer, per grid and zoom, per column and row: the cached tiles that include the layer there. An edit then
+    # looks only at the few tiles around its extent, not at every cached tile of the layer.
+    _by_layer: dict[str, dict[tuple[str, int], dict[tuple[int, int], set[TileKey]]]] = field(default_factory=dict)
     _bytes: int = 0
 
     @property
@@ -104,8 +108,11 @@ class TileCache:
         self._drop(key)
         self._entries[key] = tile
         self._bytes += tile.size
+        where = (key.tile.tms, key.tile.z)
         for layer in key.layers:
-            self._by_layer.setdefault(layer, set()).add(key)
+            self._by_layer.setdefault(layer, {}).setdefault(where, {}).setdefault((key.tile.x, key.tile.y), set()).add(
+                key
+            )
         while self._bytes > self.max_bytes:
             oldest = next(iter(self._entries))
             self._drop(oldest)
@@ -116,34 +123,55 @@ class TileCache:
         if tile is None:
             return
         self._bytes -= tile.size
+        where, column_row = (key.tile.tms, key.tile.z), (key.tile.x, key.tile.y)
         for layer in key.layers:
-            keys = self._by_layer.get(layer)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._by_layer[layer]
+            zooms = self._by_layer.get(layer, {})
+            cells = zooms.get(where, {})
+            keys = cells.get(column_row)
+            if keys is None:
+                continue
+            keys.discard(key)
+            if not keys:
+                del cells[column_row]
+                if not cells:
+                    del zooms[where]
+                    if not zooms:
+                        del self._by_layer[layer]
+
+    def _keys_of(self, layer_id: str) -> list[TileKey]:
+        zooms = self._by_layer.get(layer_id, {})
+        return [key for cells in zooms.values() for keys in cells.values() for key in keys]
 
     def invalidate_layer(self, layer_id: str) -> int:
         """Drop every tile that includes the layer. Returns how many were dropped."""
-        keys = list(self._by_layer.get(layer_id, ()))
+        keys = self._keys_of(layer_id)
         for key in keys:
             self._drop(key)
         self.stats.invalidations += len(keys)
         return len(keys)
 
     def invalidate_extent(self, layer_id: str, lonlat_bbox: tuple[float, float, float, float]) -> int:
-        """Drop exactly the tiles of the layer whose buffered bounds meet the changed extent."""
-        dropped = 0
+        """Drop exactly the tiles of the layer whose buffered bounds meet the changed extent.
+
+        Per grid and zoom, only the cached tiles in the columns and rows around the extent are tested (one more on
+        each side: a tile's buffer is less than a tile wide), or every cached tile there when they are fewer."""
+        found: list[TileKey] = []
         projected: dict[str, Bounds] = {}
-        for key in list(self._by_layer.get(layer_id, ())):
-            tms = key.tile.tms
+        for (tms, z), cells in self._by_layer.get(layer_id, {}).items():
             if tms not in projected:
                 projected[tms] = lonlat_to_tile_bounds(tms, lonlat_bbox)
-            if _meets(bounds(key.tile), projected[tms]):
-                self._drop(key)
-                dropped += 1
-        self.stats.invalidations += dropped
-        return dropped
+            change = projected[tms]
+            near = _columns_rows(tms, z, change)
+            if near is None or len(near[0]) * len(near[1]) >= len(cells):
+                candidates = [key for keys in cells.values() for key in keys]
+            else:
+                columns, rows = near
+                candidates = [key for x in columns for y in rows for key in cells.get((x, y), ())]
+            found += [key for key in candidates if _meets(bounds(key.tile), change)]
+        for key in found:
+            self._drop(key)
+        self.stats.invalidations += len(found)
+        return len(found)
 
     def clear(self) -> None:
         """Drop everything (after a gap in change notices, nothing cached can be trusted)."""
@@ -151,6 +179,24 @@ class TileCache:
         self._entries.clear()
         self._by_layer.clear()
         self._bytes = 0
+
+
+@lru_cache(maxsize=256)
+def _origin_and_size(tms: str, z: int) -> tuple[float, float, float, float]:
+    """The grid's top-left corner at zoom z and a tile's width and height there (in the grid's CRS)."""
+    first = bounds(TileXYZ(tms, z, 0, 0))
+    return first.xmin, first.ymax, first.xmax - first.xmin, first.ymax - first.ymin
+
+
+def _columns_rows(tms: str, z: int, change: Bounds) -> tuple[range, range] | None:
+    """The columns and rows whose tiles may meet the change, None when they cannot be worked out (unbounded)."""
+    left, top, width, height = _origin_and_size(tms, z)
+    edges = ((change.xmin - left) / width, (change.xmax - left) / width, (top - change.ymax) / height,
+             (top - change.ymin) / height)  # fmt: skip
+    if not all(math.isfinite(edge) for edge in edges):
+        return None
+    x0, x1, y0, y1 = (math.floor(edge) for edge in edges)
+    return range(x0 - 1, x1 + 2), range(y0 - 1, y1 + 2)
 
 
 def _meets(tile: Bounds, change: Bounds) -> bool:
