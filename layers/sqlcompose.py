@@ -89,3 +89,10 @@ class StatementCache:
         else:
             self._texts.move_to_end(key)
         return text
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def texts(self) -> list[bytes]:
+        """Every statement kept, least recently used first."""
+        return list(self._texts.values())

@@ -1,7 +1,8 @@
 """Replacing or updating one feature in one statement: one round trip, one implicit transaction.
 
 The statement locks the row, checks If-Match (and whether the layer or its group requires it) against the row's
-entity tag, keeps the loaded state as version 1 before a feature's first write, updates the row, keeps the new
+entity tag, keeps the loaded state as version 1 before a feature's first write, numbers the new version once it holds
+the lock (so a write that waited for a concurrent one follows it), updates the row, keeps the new
 version in history, appends the change to the feed and the write to the audit log, and answers the stored feature
 with its new tag and the id of its transaction (which the change notice names: the writer waits for that notice,
 not for one more of its own). Nothing is written unless the checks pass; the answer says which failed.
@@ -15,7 +16,13 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
+from layers.catalogue.models import (
+    AUDIT_TABLE,
+    CATALOG_SCHEMA,
+    CHANGES_TABLE,
+    GROUPS_TABLE,
+    HISTORY_TABLE,
+)
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature
 from layers.edits.writes import Who, Written, fid_text, if_match_tags, row_attributes
@@ -24,13 +31,17 @@ from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
 from layers.sqlcompose import Slot, StatementCache, render
 
+# The feature's latest version in history, read with a snapshot of its own (migration 0009): called once the row is
+# locked, it sees the concurrent write that held the lock.
+LATEST_VERSION = sql.Identifier(CATALOG_SCHEMA, "latest_version")
+
 _STATEMENT = """
 WITH old AS (SELECT t AS r, {etag} AS etag FROM {table} AS t WHERE t.{id} = {fid} FOR UPDATE),
 rule AS (SELECT {layer_rule} OR coalesce((SELECT require_if_match FROM {groups} WHERE id = {group}), false)
          AS required),
 ok AS (SELECT old.* FROM old, rule WHERE CASE WHEN {tags}::text[] IS NULL THEN NOT rule.required
        ELSE old.etag = ANY({tags}::text[]) OR '*' = ANY({tags}::text[]) END),
-prev AS (SELECT coalesce(max(version), 0) AS v FROM {history} WHERE layer_id = {layer} AND fid = {fid_text}),
+prev AS (SELECT {latest}({layer}, {fid_text}) AS v FROM ok),
 ver AS (SELECT greatest(prev.v, 1) + 1 AS v FROM prev),
 first AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, at, actor, request_id)
           SELECT {layer}, {fid_text}, 1, 'load', {old_attributes}, (ok.r).{g}, {loaded_at}, 'load', NULL
@@ -113,7 +124,8 @@ def _statement(layer: Layer, shape: tuple[tuple[str, ...], bool]) -> bytes:
             fid_json=Slot("fid_json"),
             feature=feature_json(layer, g),
             etag=ROW_ETAG,
-        )  # fmt: skip
+            latest=LATEST_VERSION,
+        )
     )
 
 

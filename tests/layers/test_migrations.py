@@ -14,6 +14,7 @@ from layers.catalogue.migrate import downgrade, upgrade
 SCRATCH = "migrations_scratch"
 _TRIGGER = "SELECT prosrc FROM pg_proc WHERE proname = 'announce_layer_change'"
 _TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'geoserver'"
+_FUNCTIONS = "SELECT count(*) FROM pg_proc WHERE proname = 'latest_version'"
 
 
 def _database(url: str, name: str) -> str:
@@ -42,11 +43,19 @@ def _state(url: str) -> tuple[str | None, int]:
     return (trigger[0] if trigger else None), int(tables[0] if tables else 0)
 
 
+def _count(url: str, query: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
 def test_every_migration_goes_down_and_up_again(scratch_url: str) -> None:
     upgrade(scratch_url)
     head_trigger, head_tables = _state(scratch_url)
     assert head_trigger is not None and "'xact', pg_current_xact_id()" in head_trigger  # 0008: names its transaction
+    assert _count(scratch_url, _FUNCTIONS) == 1  # 0009
     downgrade(scratch_url, "0007")
+    assert _count(scratch_url, _FUNCTIONS) == 0
     before_xact, _ = _state(scratch_url)
     assert before_xact is not None and "IF delta <> 0 THEN" in before_xact and "xact" not in before_xact  # 0006's
     downgrade(scratch_url, "0005")

@@ -182,7 +182,7 @@ def test_hostile_names_are_quoted_and_private_fields_never_selected(database_url
     assert all(set(h.properties) == set(TIES_FIELDS) for h in page.hits)
     assert page.hits[0].properties['odd "name"'] == "tie 1" and page.hits[0].properties["per%cent"] == 1
     assert "CANARY-NEARBY" not in repr(page.hits)
-    assert all(b"secret" not in text for text in svc._statements.values())
+    assert all(b"secret" not in text for text in svc._statements.texts())
 
 
 def test_ended_events_are_left_out_and_current_ones_marked(database_url: str, conn: psycopg.Connection) -> None:
