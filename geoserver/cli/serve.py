@@ -37,6 +37,7 @@ def serve(
     from geoserver.app import create_app
     from geoserver.httpserver import JsonErrorsProtocol
     from geoserver.logs import uvicorn_log_config
+    from geoserver.workers import run_workers
 
     settings = Settings()
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
@@ -72,7 +73,11 @@ def serve(
         if settings.workers > 1:
             # Each worker process builds its own app from the environment: hand them the database chosen here.
             os.environ["GEOSERVER_DATABASE_URL"] = url
-            uvicorn.run("geoserver.app:app_from_environment", factory=True, workers=settings.workers, **options)
+            # Each worker listens on a socket of its own, so connections spread over them (geoserver/workers.py).
+            config = uvicorn.Config(
+                "geoserver.app:app_from_environment", factory=True, workers=settings.workers, **options
+            )
+            run_workers(config)
         else:
             uvicorn.Server(uvicorn.Config(create_app(settings, url), **options)).run()
     except GeoServerError as exc:

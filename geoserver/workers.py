@@ -1,0 +1,67 @@
+"""Several worker processes on one port, each listening on a socket of its own, so connections spread evenly.
+
+uvicorn's workers share one listening socket, and a burst of new connections goes to whichever worker wakes first:
+it accepts them all. With connections that stay open (a proxy's pool to its upstream, a benchmark's clients), one
+worker then serves most of them while the other waits: measured with 16 connections on 2 workers, splits of 16/0,
+14/2 and 13/3 were common. Here each worker binds its own socket with SO_REUSEPORT, and the kernel hands each new
+connection to one of them by a hash of its addresses.
+
+The supervisor stays uvicorn's (restarts, signals, health checks). What it hands each worker is not a socket but
+`ListenInWorker`, which becomes one when the worker unpickles it: the supervisor holds none, and a worker that dies
+takes its socket with it (new connections then go to the others; the few waiting in its queue at that moment are
+reset, and their clients retry) until the supervisor has started another. Before the workers start, the port is checked the usual way (a socket without
+SO_REUSEPORT), so a second server on a busy port fails instead of quietly sharing it; once they run, a later
+server's check fails the same way.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, cast
+
+from uvicorn import Config
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from layers.errors import GeoServerError
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def listen_reusing_port(host: str, port: int, backlog: int) -> socket.socket:
+    """A listening socket on host:port that other workers of this server may bind too (SO_REUSEPORT)."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+class ListenInWorker:
+    """What the supervisor hands each worker instead of a socket: unpickled in the worker, a socket of its own."""
+
+    def __init__(self, host: str, port: int, backlog: int) -> None:
+        self.host, self.port, self.backlog = host, port, backlog
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
+        return listen_reusing_port, (self.host, self.port, self.backlog)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail, naming the address, when something listens there already (this server's workers included)."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise GeoServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def run_workers(config: Config) -> None:
+    """Run `config.workers` worker processes under uvicorn's supervisor, each on a socket of its own."""
+    check_port_free(config.host, config.port)
+    listen = ListenInWorker(config.host, config.port, config.backlog)
+    Multiprocess(config, sockets=cast(list[socket.socket], [listen])).run()
