@@ -9,9 +9,9 @@ connection to one of them by a hash of its addresses.
 The supervisor stays uvicorn's (restarts, signals, health checks). What it hands each worker is not a socket but
 `ListenInWorker`, which becomes one when the worker unpickles it: the supervisor holds none, and a worker that dies
 takes its socket with it (new connections then go to the others; the few waiting in its queue at that moment are
-reset, and their clients retry) until the supervisor has started another. Before the workers start, the port is checked the usual way (a socket without
-SO_REUSEPORT), so a second server on a busy port fails instead of quietly sharing it; once they run, a later
-server's check fails the same way.
+reset, and their clients retry) until the supervisor has started another. Before the workers start, the port is
+checked the usual way (a socket without SO_REUSEPORT), so a second server on a busy port fails instead of quietly
+sharing it; once they run, a later server's check fails the same way.
 """
 
 from __future__ import annotations
