@@ -60,8 +60,10 @@ def check_port_free(host: str, port: int) -> None:
             raise GeoServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def run_workers(config: Config) -> None:
-    """Run `config.workers` worker processes under uvicorn's supervisor, each on a socket of its own."""
+def run_workers(factory: str, workers: int, options: dict[str, Any]) -> None:
+    """Run `workers` processes of the app that `factory` (an import path) builds, under uvicorn's supervisor, each
+    listening on a socket of its own; `options` are uvicorn's."""
+    config = Config(factory, factory=True, workers=workers, **options)
     check_port_free(config.host, config.port)
     listen = ListenInWorker(config.host, config.port, config.backlog)
     Multiprocess(config, sockets=cast(list[socket.socket], [listen])).run()

@@ -73,11 +73,7 @@ def serve(
         if settings.workers > 1:
             # Each worker process builds its own app from the environment: hand them the database chosen here.
             os.environ["GEOSERVER_DATABASE_URL"] = url
-            # Each worker listens on a socket of its own, so connections spread over them (geoserver/workers.py).
-            config = uvicorn.Config(
-                "geoserver.app:app_from_environment", factory=True, workers=settings.workers, **options
-            )
-            run_workers(config)
+            run_workers("geoserver.app:app_from_environment", settings.workers, options)  # a socket each
         else:
             uvicorn.Server(uvicorn.Config(create_app(settings, url), **options)).run()
     except GeoServerError as exc:

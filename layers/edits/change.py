@@ -18,22 +18,17 @@ from psycopg import AsyncConnection, sql
 
 from layers.catalogue.models import (
     AUDIT_TABLE,
-    CATALOG_SCHEMA,
     CHANGES_TABLE,
     GROUPS_TABLE,
     HISTORY_TABLE,
 )
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature
-from layers.edits.writes import Who, Written, fid_text, if_match_tags, row_attributes
+from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags, row_attributes
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
 from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
 from layers.sqlcompose import Slot, StatementCache, render
-
-# The feature's latest version in history, read with a snapshot of its own (migration 0009): called once the row is
-# locked, it sees the concurrent write that held the lock.
-LATEST_VERSION = sql.Identifier(CATALOG_SCHEMA, "latest_version")
 
 _STATEMENT = """
 WITH old AS (SELECT t AS r, {etag} AS etag FROM {table} AS t WHERE t.{id} = {fid} FOR UPDATE),

@@ -1,7 +1,8 @@
 """Creating features: one or a whole batch in one statement, so a batch is stored whole or not at all.
 
-A layer whose features were numbered at load (`fid`) numbers new ones after the largest; a layer with its own id
-field needs the id in each feature, and refuses one that exists (409).
+A layer whose features were numbered at load (`fid`) numbers new ones after the largest, deleted ones included (their
+ids stay theirs: they can be restored); a layer with its own id field needs the id in each feature, and refuses one
+that exists (409).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from psycopg.types.json import Jsonb
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature, editable, id_kind
-from layers.edits.writes import Who, Written, row_attributes
+from layers.edits.writes import LATEST_VERSION, Who, Written, row_attributes
 from layers.errors import Conflict, InvalidParameter
 from layers.queries.features import ROW_ETAG
 from layers.sqlcompose import Slot, render
@@ -62,17 +63,21 @@ async def create(conn: AsyncConnection[Any], layer: Layer, features: list[Checke
     )
     columns = [sql.Identifier(c) for c in (layer.id_column, *names)]
     g = sql.Identifier(layer.geometry_column)
+    # A feature is version 1, unless its id had versions before (a deleted feature's id, given again): then it
+    # continues that history.
     statement = sql.SQL(
         "WITH input AS (SELECT * FROM jsonb_to_recordset({rows}::jsonb) AS x({recordset})), "
         "new AS (INSERT INTO {table} AS t ({columns}, {g}) "
         "SELECT {columns}, ST_GeomFromWKB(decode({wkb}, 'hex'), 4326) FROM input ORDER BY {n} RETURNING t.*), "
+        "v AS (SELECT new.{id} AS gs_id, {latest}({layer}, to_jsonb(new.{id})::text) + 1 AS gs_version FROM new), "
         "h AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, actor, request_id) "
-        "SELECT {layer}, to_jsonb(new.{id})::text, 1, 'create', {attributes}, new.{g}, {actor}, {request} FROM new), "
+        "SELECT {layer}, to_jsonb(new.{id})::text, v.gs_version, 'create', {attributes}, new.{g}, {actor}, {request} "
+        "FROM new JOIN v ON v.gs_id = new.{id}), "
         "c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox) SELECT {layer}, to_jsonb(new.{id})::text, "
-        "'create', 1, json_build_array(ST_XMin(new.{g}), ST_YMin(new.{g}), ST_XMax(new.{g}), ST_YMax(new.{g})) "
-        "FROM new RETURNING fid, id) "
-        "SELECT to_jsonb(t.{id})::text, {etag}, c.id FROM new AS t JOIN c ON c.fid = to_jsonb(t.{id})::text "
-        "ORDER BY c.id"
+        "'create', v.gs_version, json_build_array(ST_XMin(new.{g}), ST_YMin(new.{g}), ST_XMax(new.{g}), "
+        "ST_YMax(new.{g})) FROM new JOIN v ON v.gs_id = new.{id} RETURNING fid, version, id) "
+        "SELECT to_jsonb(t.{id})::text, {etag}, c.id, c.version FROM new AS t "
+        "JOIN c ON c.fid = to_jsonb(t.{id})::text ORDER BY c.id"
     ).format(
         rows=Slot("rows"),
         recordset=recordset,
@@ -85,6 +90,7 @@ async def create(conn: AsyncConnection[Any], layer: Layer, features: list[Checke
         layer=Slot("layer"),
         id=sql.Identifier(layer.id_column),
         attributes=row_attributes(layer, "new"),
+        latest=LATEST_VERSION,
         actor=Slot("actor"),
         request=Slot("request"),
         changes=CHANGES_TABLE,
@@ -93,15 +99,19 @@ async def create(conn: AsyncConnection[Any], layer: Layer, features: list[Checke
     values = {"rows": json.dumps(rows), "layer": layer.id, "actor": who.actor, "request": who.request_id}
     found = await (await conn.execute(render(statement), values)).fetchall()
     await conn.execute(*who.audit(layer, "feature.create", features=len(found)))
-    return [Written(json.loads(fid), 1, f'"{etag}"', int(change)) for fid, etag, change in found]
+    return [Written(json.loads(fid), int(version), f'"{etag}"', int(change)) for fid, etag, change, version in found]
 
 
 async def _new_ids(conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature]) -> list[Any]:
     """The batch's ids: numbered after the largest, or as given (each present, distinct and free)."""
     id_column = sql.Identifier(layer.id_column)
     if generates_ids(layer):
-        statement = sql.SQL("SELECT coalesce(max({}), 0) FROM {}").format(id_column, layer.table)
-        row = await (await conn.execute(render(statement))).fetchone()
+        # After the largest id in the table and among deleted features (still in history, restorable as themselves).
+        statement = sql.SQL(
+            "SELECT greatest((SELECT max({id}) FROM {table}), "
+            "(SELECT max(fid::bigint) FROM {history} WHERE layer_id = {layer} AND deleted), 0)"
+        ).format(id=id_column, table=layer.table, history=HISTORY_TABLE, layer=Slot("layer"))
+        row = await (await conn.execute(render(statement), {"layer": layer.id})).fetchone()
         start = int(row[0]) if row else 0
         return list(range(start + 1, start + 1 + len(features)))
     ids = [f.fid for f in features]

@@ -15,11 +15,15 @@ from typing import Any
 from psycopg import AsyncConnection, sql
 
 from layers.catalogue.journal import Statement, audit
-from layers.catalogue.models import CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
+from layers.catalogue.models import CATALOG_SCHEMA, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.errors import NotFound, PreconditionFailed, PreconditionRequired
 from layers.queries.features import ROW_ETAG
 from layers.sqlcompose import Binder, Slot, render
+
+# A feature's latest version in history (0 for none), read with a snapshot of its own (migration 0009): called once
+# the row is locked, it sees the concurrent write that held the lock.
+LATEST_VERSION = sql.Identifier(CATALOG_SCHEMA, "latest_version")
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,38 @@ def test_create_replace_patch_delete_restore_with_etags(client: TestClient, peop
     assert client.get(f"/collections/{L}/items/{fid}/versions/5", headers=ed).json()["version"]["op"] == "restore"
 
 
+def test_a_new_feature_never_takes_the_id_of_a_deleted_one(client: TestClient, people: dict[str, str]) -> None:
+    # The deleted feature stays in history and can be restored: its id is not free for another feature.
+    ed = bearer(people["editor"])
+    first = client.post(f"/collections/{L}/items", json=feature("pop-up stage"), headers=ed)
+    assert first.status_code == 201, first.text
+    fid = first.json()["id"]
+    assert client.delete(f"/collections/{L}/items/{fid}", headers=ed).status_code == 204
+    second = client.post(f"/collections/{L}/items", json=feature("another stage"), headers=ed)
+    assert second.status_code == 201, second.text
+    assert second.json()["id"] != fid
+    restored = client.post(f"/collections/{L}/items/{fid}/versions/1/restore", headers=ed)
+    assert restored.status_code == 200 and restored.json()["properties"]["name"] == "pop-up stage"
+    assert get(client, people["editor"], second.json()["id"]).json()["properties"]["name"] == "another stage"
+
+
+def test_an_id_given_again_continues_the_deleted_features_history(client: TestClient, people: dict[str, str]) -> None:
+    ed = bearer(people["editor"])
+    layer, coded = "edit club signs", quote("edit club signs", safe="")
+    start = geojson_bytes([({"code": "S1", "name": "sign"}, point(-114.07, 51.04))])
+    made = upload(client, people["editor"], "s.geojson", start, id=layer, title="Signs", group=GROUP, id_field="code")
+    assert made.status_code == 201, made.text
+    sign = {"type": "Feature", "id": "S9", "geometry": point(-114.06, 51.05), "properties": {"name": "new sign"}}
+    assert client.post(f"/collections/{coded}/items", json=sign, headers=ed).status_code == 201
+    assert client.delete(f"/collections/{coded}/items/S9", headers=ed).status_code == 204
+    again = client.post(f"/collections/{coded}/items", json={**sign, "properties": {"name": "sign, again"}}, headers=ed)
+    assert again.status_code == 201, again.text
+    versions = client.get(f"/collections/{coded}/items/S9/versions", headers=ed).json()["versions"]
+    assert [(v["version"], v["op"]) for v in versions] == [(1, "create"), (2, "delete"), (3, "create")]
+    old = client.post(f"/collections/{coded}/items/S9/versions/1/restore", headers=ed)
+    assert old.status_code == 200 and old.json()["properties"]["name"] == "new sign"
+
+
 def test_a_stale_if_match_is_412_and_changes_nothing(client: TestClient, people: dict[str, str]) -> None:
     ed = bearer(people["editor"])
     before = get(client, people["editor"], 1)

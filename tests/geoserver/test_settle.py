@@ -21,20 +21,20 @@ from fastapi.testclient import TestClient
 
 from geoserver.state import SETTLE_CHANNEL, AppState
 from tests.support.access import issue
-from tests.support.layers import point
+from tests.support.layers import drop_layer, point
 from tests.support.uploads import bearer, geojson_bytes, upload
 
 GROUP = "settle-club"
-LAYER = "settle club stages"
+LAYER = "settle-club-stages"
 L = quote(LAYER, safe="")
-HERE, FAR = (-114.0712, 51.0461), (-113.95, 50.95)
+HERE, FAR = (-113.8812, 51.1931), (-114.3012, 50.8561)  # the City's far corners: other tests look downtown
 SLOW_S = 0.4  # each change notice waits this long before the listener acts on it
 TILE = morecantile.tms.get("WebMercatorQuad").tile(*HERE, 14)
 TILE_PATH = f"/collections/{L}/tiles/WebMercatorQuad/{TILE.z}/{TILE.y}/{TILE.x}"  # row, then column
 
 
 @pytest.fixture(scope="module")
-def editor(client: TestClient, database_url: str) -> str:
+def editor(client: TestClient, database_url: str) -> Iterator[str]:
     staff = issue(database_url, "gis@settle", staff=True)
     assert client.post("/groups", json={"id": GROUP, "name": "Settle club"}, headers=bearer(staff)).status_code == 201
     token = issue(database_url, "pub@settle", {GROUP: "publisher"})
@@ -43,7 +43,8 @@ def editor(client: TestClient, database_url: str) -> str:
     assert made.status_code == 201, made.text
     # Public: only tiles without anything private enter the server's tile cache.
     assert client.patch(f"/collections/{L}", json={"visibility": "public"}, headers=bearer(token)).status_code == 200
-    return token
+    yield token
+    drop_layer(database_url, LAYER)  # the other tests' map and near-me answers never meet it
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ SCRATCH = "migrations_scratch"
 _TRIGGER = "SELECT prosrc FROM pg_proc WHERE proname = 'announce_layer_change'"
 _TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'geoserver'"
 _FUNCTIONS = "SELECT count(*) FROM pg_proc WHERE proname = 'latest_version'"
+_DELETED_INDEX = "SELECT count(*) FROM pg_indexes WHERE indexname = 'feature_history_deleted'"
 
 
 def _database(url: str, name: str) -> str:
@@ -53,9 +54,9 @@ def test_every_migration_goes_down_and_up_again(scratch_url: str) -> None:
     upgrade(scratch_url)
     head_trigger, head_tables = _state(scratch_url)
     assert head_trigger is not None and "'xact', pg_current_xact_id()" in head_trigger  # 0008: names its transaction
-    assert _count(scratch_url, _FUNCTIONS) == 1  # 0009
+    assert _count(scratch_url, _FUNCTIONS) == 1 and _count(scratch_url, _DELETED_INDEX) == 1  # 0009, 0010
     downgrade(scratch_url, "0007")
-    assert _count(scratch_url, _FUNCTIONS) == 0
+    assert _count(scratch_url, _FUNCTIONS) == 0 and _count(scratch_url, _DELETED_INDEX) == 0
     before_xact, _ = _state(scratch_url)
     assert before_xact is not None and "IF delta <> 0 THEN" in before_xact and "xact" not in before_xact  # 0006's
     downgrade(scratch_url, "0005")
