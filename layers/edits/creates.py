@@ -17,12 +17,11 @@ from psycopg.types.json import Jsonb
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature, editable, id_kind
-from layers.edits.writes import LATEST_VERSION, Who, Written, row_attributes
+from layers.edits.writes import LATEST_VERSION, Who, Written, lock_new_features, row_attributes
 from layers.errors import Conflict, InvalidParameter
 from layers.queries.features import ROW_ETAG
 from layers.sqlcompose import Slot, render
 
-_LOCK = render(sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(Slot("key")))
 _SQL_TYPES = {
     "integer": "bigint",
     "number": "double precision",
@@ -44,7 +43,7 @@ def generates_ids(layer: Layer) -> bool:
 async def create(conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature], who: Who) -> list[Written]:
     """Store new features (all or none), each as version 1 in history and a change in the feed."""
     # New ids (and the check that given ones are free) must not race another batch on the same layer.
-    await conn.execute(_LOCK, {"key": f"geoserver.layer:{layer.id}"})
+    await lock_new_features(conn, layer)
     ids = await _new_ids(conn, layer, features)
     names = [n for n in editable(layer) if any(n in f.properties for f in features)]
     rows = [

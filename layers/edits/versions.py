@@ -13,7 +13,16 @@ from psycopg.rows import class_row
 
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
-from layers.edits.writes import Who, Written, check_precondition, fid_text, if_match_required, locked, row_attributes
+from layers.edits.writes import (
+    Who,
+    Written,
+    check_precondition,
+    fid_text,
+    if_match_required,
+    lock_new_features,
+    locked,
+    row_attributes,
+)
 from layers.errors import NotFound
 from layers.queries.features import ROW_ETAG
 from layers.sqlcompose import Binder, Slot, render
@@ -103,6 +112,9 @@ async def restore(
         raise NotFound(f"no version {number} of this feature", parameter="version")
     history_id = int(row[0])
     found = await locked(conn, layer, fid)
+    if found is None:  # deleted: bring it back as nobody else does at the same time, then look again
+        await lock_new_features(conn, layer)
+        found = await locked(conn, layer, fid)
     if found is not None:
         check_precondition(found[0], if_match, await if_match_required(conn, layer))
     latest = await conn.execute(

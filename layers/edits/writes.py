@@ -61,6 +61,15 @@ def row_attributes(layer: Layer, row: str) -> sql.Composable:
     return sql.SQL(" - ").join([sql.SQL("to_jsonb({})").format(sql.Identifier(row)), *map(sql.Literal, drop)])
 
 
+_LAYER_LOCK = render(sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(Slot("key")))
+
+
+async def lock_new_features(conn: AsyncConnection[Any], layer: Layer) -> None:
+    """Until this transaction ends, no other one adds features to the layer (creates, restores of deleted ones):
+    a feature that does not exist has no row to lock."""
+    await conn.execute(_LAYER_LOCK, {"key": f"geoserver.layer:{layer.id}"})
+
+
 async def locked(conn: AsyncConnection[Any], layer: Layer, fid: Any) -> tuple[str, bytes] | None:
     """Lock the stored feature for this transaction; its entity tag and geometry (None when it does not exist)."""
     statement = sql.SQL("SELECT {etag}, ST_AsBinary({g}) FROM {table} AS t WHERE {id} = {fid} FOR UPDATE").format(

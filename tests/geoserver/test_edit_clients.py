@@ -103,6 +103,27 @@ def test_clients_racing_without_if_match_all_win_and_every_version_is_kept(
     assert len(versions) == max(before, 1) + racers * rounds  # the loaded state, then every write
 
 
+def test_clients_restoring_one_deleted_feature_at_once_all_win(live_server: LiveServer, editor: str) -> None:
+    # A deleted feature has no row to lock: restores of it (and creates) take the layer's lock for new features.
+    url = f"{live_server.url}/collections/{L}/items/3"
+    assert httpx.delete(url, headers=bearer(editor)).status_code == 204
+    first = httpx.get(f"{url}/versions", headers=bearer(editor)).json()["versions"][0]["version"]
+    start, answers = threading.Barrier(6), []
+
+    def restore() -> None:
+        start.wait()
+        answers.append(httpx.post(f"{url}/versions/{first}/restore", headers=bearer(editor), timeout=30).status_code)
+
+    threads = [threading.Thread(target=restore) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 6
+    numbers = [v["version"] for v in httpx.get(f"{url}/versions", headers=bearer(editor)).json()["versions"]]
+    assert sorted(numbers) == list(range(1, max(numbers) + 1))
+
+
 def _events(response: httpx.Response, wanted: int, seen: list[dict[str, Any]]) -> None:
     """Read SSE events until `wanted` change events came."""
     event: dict[str, Any] = {}
