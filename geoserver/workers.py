@@ -10,32 +10,46 @@ The supervisor stays uvicorn's (restarts, signals, health checks). What it hands
 `ListenInWorker`, which becomes one when the worker unpickles it: the supervisor holds none, and a worker that dies
 takes its socket with it (new connections then go to the others; the few waiting in its queue at that moment are
 reset, and their clients retry) until the supervisor has started another. Before the workers start, the port is
-checked the usual way (a socket without SO_REUSEPORT), so a second server on a busy port fails instead of quietly
-sharing it; once they run, a later server's check fails the same way.
+checked the usual way (a socket without SO_REUSEPORT): a second `geoserver serve` on a busy port fails with its
+address. The check is made at start only: another program of the same user that binds the port with SO_REUSEPORT
+in the moment before the workers do would share it.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+import sys
 from typing import Any, cast
 
 from uvicorn import Config
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from layers.errors import GeoServerError
+
+log = logging.getLogger("geoserver.workers")
 
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def listen_reusing_port(host: str, port: int, backlog: int) -> socket.socket:
-    """A listening socket on host:port that other workers of this server may bind too (SO_REUSEPORT)."""
+def bind_reusing_port(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port that other workers of this server may bind too (SO_REUSEPORT).
+
+    Bound, not yet listening: the kernel sends it connections only once uvicorn listens on it, after the app's
+    startup, so none wait on a worker that cannot answer yet. A worker that cannot bind exits as a failed start,
+    which stops the supervisor instead of starting it again and again."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(backlog)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        log.error("a worker cannot listen on %s:%d: %s", host, port, exc.strerror)
+        sys.exit(STARTUP_FAILURE)
     sock.set_inheritable(True)
     return sock
 
@@ -43,11 +57,11 @@ def listen_reusing_port(host: str, port: int, backlog: int) -> socket.socket:
 class ListenInWorker:
     """What the supervisor hands each worker instead of a socket: unpickled in the worker, a socket of its own."""
 
-    def __init__(self, host: str, port: int, backlog: int) -> None:
-        self.host, self.port, self.backlog = host, port, backlog
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
-        return listen_reusing_port, (self.host, self.port, self.backlog)
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return bind_reusing_port, (self.host, self.port)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -65,5 +79,5 @@ def run_workers(factory: str, workers: int, options: dict[str, Any]) -> None:
     listening on a socket of its own; `options` are uvicorn's."""
     config = Config(factory, factory=True, workers=workers, **options)
     check_port_free(config.host, config.port)
-    listen = ListenInWorker(config.host, config.port, config.backlog)
+    listen = ListenInWorker(config.host, config.port)
     Multiprocess(config, sockets=cast(list[socket.socket], [listen])).run()

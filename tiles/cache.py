@@ -8,10 +8,9 @@ import hashlib
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NamedTuple
 
-from tiles.grids import Bounds, TileXYZ, bounds, lonlat_to_tile_bounds
+from tiles.grids import Bounds, TileXYZ, bounds, get_tms, lonlat_to_tile_bounds
 from tiles.mvt import BUFFER, EXTENT
 
 # Level 1: on MVT, a fifth of level 6's time for a few percent more bytes (measured on the benchmark city).
@@ -161,7 +160,7 @@ class TileCache:
             if tms not in projected:
                 projected[tms] = lonlat_to_tile_bounds(tms, lonlat_bbox)
             change = projected[tms]
-            near = _columns_rows(tms, z, change)
+            near = _columns_rows(tms, z, lonlat_bbox)
             if near is None or len(near[0]) * len(near[1]) >= len(cells):
                 candidates = [key for keys in cells.values() for key in keys]
             else:
@@ -181,22 +180,15 @@ class TileCache:
         self._bytes = 0
 
 
-@lru_cache(maxsize=256)
-def _origin_and_size(tms: str, z: int) -> tuple[float, float, float, float]:
-    """The grid's top-left corner at zoom z and a tile's width and height there (in the grid's CRS)."""
-    first = bounds(TileXYZ(tms, z, 0, 0))
-    return first.xmin, first.ymax, first.xmax - first.xmin, first.ymax - first.ymin
-
-
-def _columns_rows(tms: str, z: int, change: Bounds) -> tuple[range, range] | None:
-    """The columns and rows whose tiles may meet the change, None when they cannot be worked out (unbounded)."""
-    left, top, width, height = _origin_and_size(tms, z)
-    edges = ((change.xmin - left) / width, (change.xmax - left) / width, (top - change.ymax) / height,
-             (top - change.ymin) / height)  # fmt: skip
-    if not all(math.isfinite(edge) for edge in edges):
+def _columns_rows(tms: str, z: int, lonlat_bbox: tuple[float, float, float, float]) -> tuple[range, range] | None:
+    """The columns and rows whose tiles may meet the change (the tiles under it and one more on each side), None
+    when the box cannot be placed on the grid."""
+    west, south, east, north = lonlat_bbox
+    if not all(math.isfinite(v) for v in lonlat_bbox):
         return None
-    x0, x1, y0, y1 = (math.floor(edge) for edge in edges)
-    return range(x0 - 1, x1 + 2), range(y0 - 1, y1 + 2)
+    grid = get_tms(tms)
+    top_left, bottom_right = grid.tile(west, north, z, truncate=True), grid.tile(east, south, z, truncate=True)
+    return range(top_left.x - 1, bottom_right.x + 2), range(top_left.y - 1, bottom_right.y + 2)
 
 
 def _meets(tile: Bounds, change: Bounds) -> bool:

@@ -41,7 +41,8 @@ def generates_ids(layer: Layer) -> bool:
 
 
 async def create(conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature], who: Who) -> list[Written]:
-    """Store new features (all or none), each as version 1 in history and a change in the feed."""
+    """Store new features (all or none), each in history (version 1, or the next version of a deleted feature whose
+    id it is given) and as a change in the feed."""
     # New ids (and the check that given ones are free) must not race another batch on the same layer.
     await lock_new_features(conn, layer)
     ids = await _new_ids(conn, layer, features)

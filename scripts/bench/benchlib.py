@@ -92,6 +92,21 @@ def _wait(url: str, process: subprocess.Popen[bytes], timeout_s: float = 120) ->
     raise RuntimeError(f"{url} did not come up")
 
 
+def until_listening(port: int, sockets: int, seconds: float = 60) -> None:
+    """Wait until `sockets` sockets listen on the port: each of this server's workers listens on one of its own, once
+    its app has started, which may be after another worker answered `/ready`. Connections opened before would all
+    go to the workers already listening, and stay there."""
+    deadline = time.monotonic() + seconds
+    while True:
+        rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+        listening = [r for r in rows if int(r.split()[1].rsplit(":", 1)[1], 16) == port and r.split()[3] == "0A"]
+        if len(listening) >= sockets:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(listening)} of {sockets} workers listen on port {port}")
+        time.sleep(0.1)
+
+
 class Server:
     """A server under test, as a subprocess on loopback, stopped on exit."""
 
@@ -143,6 +158,7 @@ class Server:
         self.process = subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         try:
             _wait(self.url + self.ready_path, self.process)
+            until_listening(self.port, int(self.env.get("GEOSERVER_WORKERS", "1")))
         except RuntimeError:
             self.process.kill()
             self.log.close()

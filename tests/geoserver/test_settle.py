@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ import morecantile
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from geoserver.state import SETTLE_CHANNEL, AppState
 from tests.support.access import issue
@@ -60,24 +62,42 @@ def slow_listener(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> AppSta
     return state
 
 
+class Markers:
+    """The marker notices sent while a test runs, heard by a connection of the test's own."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.heard: list[str] = []
+        self.listening, self.stop = threading.Event(), threading.Event()
+
+    def listen(self) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(SETTLE_CHANNEL)))
+            self.listening.set()
+            while not self.stop.is_set():
+                self.heard.extend(n.payload for n in conn.notifies(timeout=0.1))
+
+    def until_now(self) -> list[str]:
+        """Every marker sent before this call: one of our own is sent, and notices arrive in commit order."""
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify(%s, 'test: until now')", [SETTLE_CHANNEL])
+        deadline = time.monotonic() + 10
+        while "test: until now" not in self.heard:
+            assert time.monotonic() < deadline, "the test's own marker never came"
+            time.sleep(0.02)
+        return self.heard[: self.heard.index("test: until now")]
+
+
 @pytest.fixture
-def markers(database_url: str) -> Iterator[list[str]]:
-    """The marker notices sent while the test runs."""
-    heard: list[str] = []
-    stop = threading.Event()
-
-    def listen() -> None:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(f"LISTEN {SETTLE_CHANNEL}")
-            while not stop.is_set():
-                heard.extend(n.payload for n in conn.notifies(timeout=0.1))
-
-    thread = threading.Thread(target=listen, daemon=True)
+def markers(database_url: str) -> Iterator[Markers]:
+    found = Markers(database_url)
+    thread = threading.Thread(target=found.listen, daemon=True)
     thread.start()
+    assert found.listening.wait(10), "the test's listener did not start"
     try:
-        yield heard
+        yield found
     finally:
-        stop.set()
+        found.stop.set()
         thread.join(timeout=5)
 
 
@@ -91,7 +111,7 @@ def names_in_tile(client: TestClient, token: str, *, cached: bool | None = None)
 
 
 def test_a_patch_answers_after_its_own_notice_and_sends_no_marker(
-    client: TestClient, editor: str, slow_listener: AppState, markers: list[str]
+    client: TestClient, editor: str, slow_listener: AppState, markers: Markers
 ) -> None:
     assert names_in_tile(client, editor) == ["stage"]
     assert names_in_tile(client, editor, cached=True) == ["stage"]
@@ -110,12 +130,12 @@ def test_a_patch_answers_after_its_own_notice_and_sends_no_marker(
     )
     assert back.status_code == 200, back.text
     assert names_in_tile(client, editor, cached=False) == ["stage, back"]
-    assert markers == []  # both waited for their own change notice
+    assert markers.until_now() == []  # both waited for their own change notice
     assert slow_listener._awaiting == {}
 
 
 def test_other_writes_wait_for_a_marker(
-    client: TestClient, editor: str, slow_listener: AppState, markers: list[str]
+    client: TestClient, editor: str, slow_listener: AppState, markers: Markers
 ) -> None:
     before = names_in_tile(client, editor)
     assert names_in_tile(client, editor, cached=True) == before
@@ -126,4 +146,4 @@ def test_other_writes_wait_for_a_marker(
     )
     assert created.status_code == 201, created.text
     assert names_in_tile(client, editor, cached=False) == sorted([*before, "second stage"])
-    assert len(markers) == 1
+    assert len(markers.until_now()) == 1

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,18 +31,26 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _established_inodes(port: int) -> set[str]:
-    """Socket inodes of established TCP connections whose local port is `port`."""
+def _inodes(port: int, state: str) -> set[str]:
+    """Socket inodes of TCP sockets whose local port is `port`, in `state` (01 established, 0A listening)."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+        if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
             inodes.add(fields[9])
     return inodes
 
 
+def _until_listening(port: int, sockets: int) -> None:
+    """A worker listens only once its app has started, which may be after another worker answered `/ready`."""
+    deadline = time.monotonic() + 30
+    while len(_inodes(port, "0A")) < sockets:
+        assert time.monotonic() < deadline, "the workers did not all listen"
+        time.sleep(0.1)
+
+
 def _connections_per_worker(server_pid: int, port: int) -> Counter[int]:
-    inodes, counts = _established_inodes(port), Counter[int]()
+    inodes, counts = _inodes(port, "01"), Counter[int]()
     for worker in _children(server_pid):
         for fd in Path(f"/proc/{worker}/fd").iterdir():
             try:
@@ -55,6 +64,7 @@ def _connections_per_worker(server_pid: int, port: int) -> Counter[int]:
 
 def test_a_burst_of_connections_reaches_every_worker(database_url: str) -> None:
     with ServerProcess(database_url, make_shared_dir("geoserver-workers-"), workers="2") as server:
+        _until_listening(server.port, 2)
         clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(CONNECTIONS)]
         try:
             for client in clients:
@@ -66,8 +76,9 @@ def test_a_burst_of_connections_reaches_every_worker(database_url: str) -> None:
             for client in clients:
                 client.close()
     assert sum(counts.values()) == CONNECTIONS
-    # Spread by a hash of the addresses: fewer than 2 of 16 on a worker has odds of about 1 in 2,000.
-    assert len(counts) == 2 and min(counts.values()) >= 2, counts
+    # Spread by a hash of the addresses: all 16 on one worker has odds of 1 in 32,768 (with one shared socket, the
+    # first worker to wake took all 16, three times in three).
+    assert len(counts) == 2, counts
 
 
 def test_a_busy_port_fails_naming_the_address(database_url: str) -> None:
