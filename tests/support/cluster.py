@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+
 from geoserver.cluster import EmbeddedCluster
 
 
@@ -27,6 +29,11 @@ def running_cluster(prefix: str) -> Iterator[EmbeddedCluster]:
     root = make_shared_dir(prefix)
     cluster = EmbeddedCluster(root / "data")
     cluster.ensure_started()
+    # The postmaster reports a backend that died at level LOG, below the cluster's `log_min_messages` (warning):
+    # without this, `report_crashes` would find nothing to report.
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET log_min_messages = 'log'")
+        conn.execute("SELECT pg_reload_conf()")
     try:
         yield cluster
     finally:
@@ -35,7 +42,10 @@ def running_cluster(prefix: str) -> Iterator[EmbeddedCluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-CRASH_SIGNS = re.compile(r"terminated by signal|exited with exit code|PANIC|terminating any other active")
+CRASH_SIGNS = re.compile(
+    r"terminated by signal|server process \(PID \d+\) exited with exit code|PANIC|terminating any other active"
+    r"|Failed process was running"  # the statement the crashed backend ran
+)
 # Every fast shutdown logs this one, crash or not.
 SHUTDOWN_SIGN = "logical replication launcher"
 
