@@ -7,7 +7,7 @@ worker then serves most of them while the other waits: measured with 16 connecti
 connection to one of them by a hash of its addresses.
 
 The supervisor stays uvicorn's (restarts, signals, health checks). What it hands each worker is not a socket but
-`ListenInWorker`, which becomes one when the worker unpickles it: the supervisor holds none, and a worker that dies
+`SocketInWorker`, which becomes one when the worker unpickles it: the supervisor holds none, and a worker that dies
 takes its socket with it (new connections then go to the others; the few waiting in its queue at that moment are
 reset, and their clients retry) until the supervisor has started another. Before the workers start, the port is
 checked the usual way (a socket without SO_REUSEPORT): a second `geoserver serve` on a busy port fails with its
@@ -54,8 +54,9 @@ def bind_reusing_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-class ListenInWorker:
-    """What the supervisor hands each worker instead of a socket: unpickled in the worker, a socket of its own."""
+class SocketInWorker:
+    """What the supervisor hands each worker instead of a socket: unpickled in the worker, a socket of its own,
+    bound (uvicorn listens on it once the worker's app has started)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -79,5 +80,5 @@ def run_workers(factory: str, workers: int, options: dict[str, Any]) -> None:
     listening on a socket of its own; `options` are uvicorn's."""
     config = Config(factory, factory=True, workers=workers, **options)
     check_port_free(config.host, config.port)
-    listen = ListenInWorker(config.host, config.port)
-    Multiprocess(config, sockets=cast(list[socket.socket], [listen])).run()
+    own = SocketInWorker(config.host, config.port)
+    Multiprocess(config, sockets=cast(list[socket.socket], [own])).run()

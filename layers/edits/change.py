@@ -16,12 +16,7 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from layers.catalogue.models import (
-    AUDIT_TABLE,
-    CHANGES_TABLE,
-    GROUPS_TABLE,
-    HISTORY_TABLE,
-)
+from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature
 from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags, row_attributes

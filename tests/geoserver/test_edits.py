@@ -119,6 +119,20 @@ def test_an_id_given_again_continues_the_deleted_features_history(client: TestCl
     assert old.status_code == 200 and old.json()["properties"]["name"] == "new sign"
 
 
+def test_an_edit_statement_is_composed_once_per_set_of_fields(client: TestClient, people: dict[str, str]) -> None:
+    statements = client.app.state.geoserver.statements  # type: ignore[attr-defined]
+    ed = {**bearer(people["editor"]), "Content-Type": PATCH}
+
+    def patch(props: dict[str, Any]) -> int:
+        answer = client.patch(f"/collections/{L}/items/1", json={"properties": props}, headers=ed)
+        assert answer.status_code == 200, answer.text
+        return len(statements)
+
+    first = patch({"lanes": 4})
+    assert patch({"lanes": 5}) == first  # the same fields again: the kept statement
+    assert patch({"name": "closure 1", "lanes": 6}) == first + 1  # other fields: one more
+
+
 def test_a_stale_if_match_is_412_and_changes_nothing(client: TestClient, people: dict[str, str]) -> None:
     ed = bearer(people["editor"])
     before = get(client, people["editor"], 1)
