@@ -55,8 +55,10 @@ def _wanted_stamp(scale: float) -> dict[str, object]:
     return {"scale": scale, "seed": demo.DEFAULT_SEED, "day": datetime.now(UTC).date().isoformat()}
 
 
-def load_demo_city(url: str, settings: Settings, scale: float | None = None) -> None:
-    """Generate the demo City's files (unless already made today at this scale) and load every City manifest."""
+def load_demo_city(url: str, settings: Settings, scale: float | None = None, *, replace_edits: bool = False) -> None:
+    """Generate the demo City's files (unless already made today at this scale) and load every City manifest; a
+    layer with features written through the API since its last load (311 requests, edits) is kept as it is, unless
+    `replace_edits`."""
     from layers import demo
     from layers.catalogue.manifest import load_city_manifests
 
@@ -75,7 +77,19 @@ def load_demo_city(url: str, settings: Settings, scale: float | None = None) -> 
             demo.generate(out, scale=scale, progress=report)
         stamp.write_text(json.dumps(wanted))
     console.print("Loading the demo City into the catalogue")
-    publish_jobs(url, settings, [Job(m) for m in load_city_manifests()])
+    manifests = load_city_manifests()
+    if not replace_edits:
+        kept = _written_through_the_api(url, [m.id for m in manifests])
+        for layer_id, count in kept.items():
+            console.print(f"{layer_id}: kept as it is ({count} feature(s) written through the API since its last load)")
+        manifests = [m for m in manifests if m.id not in kept]
+    publish_jobs(url, settings, [Job(m, replace_edits=replace_edits) for m in manifests])
+
+
+def _written_through_the_api(url: str, layer_ids: list[str]) -> dict[str, int]:
+    from layers.ingest.publish import api_writes, catalogue_size
+
+    return api_writes(url, layer_ids) if catalogue_size(url) else {}
 
 
 def _demo_is_stale(settings: Settings) -> bool:
@@ -123,29 +137,49 @@ def load(
         Path | None, typer.Option(help="Load this file instead of the manifest's source (one manifest).")
     ] = None,
     crs: Annotated[str | None, typer.Option(help="CRS of a file that has none, e.g. EPSG:3776.")] = None,
+    replace_edits: Annotated[
+        bool, typer.Option(help="Load even over features written through the API since the last load (lost).")
+    ] = False,
 ) -> None:
-    """Load layers from their manifests: ingest files, or publish existing tables in place."""
+    """Load layers from their manifests: ingest files, or publish existing tables in place.
+
+    A layer whose features were written through the API since its last load (edits, 311 requests) is not loaded
+    over unless --replace-edits is given: nothing is loaded, and the layers are named."""
     from layers.catalogue.manifest import load_city_manifests, load_manifest
     from layers.catalogue.migrate import upgrade
 
     settings = Settings()
     with errors():
         if manifests:
-            jobs = [Job(load_manifest(p), file=file, crs=crs, manifest_dir=p.resolve().parent) for p in manifests]
+            jobs = [
+                Job(load_manifest(p), file=file, crs=crs, manifest_dir=p.resolve().parent, replace_edits=replace_edits)
+                for p in manifests
+            ]
         else:
-            jobs = [Job(m, crs=crs) for m in load_city_manifests()]
+            jobs = [Job(m, crs=crs, replace_edits=replace_edits) for m in load_city_manifests()]
         if file is not None and len(jobs) != 1:
             fail("--file needs exactly one manifest")
         with database(settings) as url:
             upgrade(url)
+            written = _written_through_the_api(url, [job.layer_id for job in jobs]) if not replace_edits else {}
+            if written:
+                named = ", ".join(f"{layer_id} ({count})" for layer_id, count in written.items())
+                fail(
+                    f"features were written through the API since the last load of: {named}. Loading would replace "
+                    "them (their versions stay in history); nothing was loaded. Pass --replace-edits to load anyway"
+                )
             publish_jobs(url, settings, jobs)
 
 
 @app.command("demo")
 def demo_command(
     scale: Annotated[str, typer.Option(help="Size factor of the demo City, or 'bench' for benchmark sizes.")] = "1",
+    replace_edits: Annotated[
+        bool, typer.Option(help="Also replace layers with features written through the API since their last load.")
+    ] = False,
 ) -> None:
-    """Generate the demo City and load it (replacing the demo layers)."""
+    """Generate the demo City and load it (replacing the demo layers; a layer with features written through the
+    API since its last load, such as 311 requests, is kept unless --replace-edits)."""
     from layers import demo
     from layers.catalogue.migrate import upgrade
 
@@ -153,7 +187,7 @@ def demo_command(
     settings = Settings()
     with errors(), database(settings) as url:
         upgrade(url)
-        load_demo_city(url, settings, factor)
+        load_demo_city(url, settings, factor, replace_edits=replace_edits)
 
 
 def _positive_float(text: str) -> float:

@@ -39,6 +39,7 @@ from layers.ingest.register import (
     install_change_triggers,
     lock_layer,
     publish_rows,
+    refuse_to_replace_api_writes,
 )
 from layers.ingest.search_index import index_searchable
 from layers.sqlcompose import render
@@ -71,12 +72,14 @@ def load_file(
     crs: str | None = None,
     actor: str = "cli",
     progress: Progress = _noop,
+    replace_edits: bool = True,
 ) -> LoadResult:
-    """Ingest a file into the layer's managed table and publish it, replacing the previous version atomically."""
+    """Ingest a file into the layer's managed table and publish it, replacing the previous version atomically
+    (without `replace_edits`, not if features were written through the API since the last load)."""
     progress("read", 0, 1)
     rows = read_frame(path, layer=manifest.source.layer, crs=crs or manifest.source.crs)
     progress("read", 1, 1)
-    return load_frame(database_url, manifest, rows, actor=actor, progress=progress)
+    return load_frame(database_url, manifest, rows, actor=actor, progress=progress, replace_edits=replace_edits)
 
 
 def load_frame(
@@ -87,8 +90,11 @@ def load_frame(
     actor: str = "cli",
     action: str = "load",
     progress: Progress = _noop,
+    replace_edits: bool = True,
 ) -> LoadResult:
-    """Store prepared rows as the layer's new version, atomically (see the module's docstring)."""
+    """Store prepared rows as the layer's new version, atomically (see the module's docstring); without
+    `replace_edits`, refused (before the rows are copied, and again at the swap) when features of the layer were
+    written through the API since its last load."""
     frame = rows.frame
     gtype = geometry_type(frame, manifest.geometry_type)
     promote_to_multi(frame, gtype)
@@ -98,6 +104,8 @@ def load_frame(
     staging = f"load_{secrets.token_hex(8)}"
     with psycopg.connect(database_url) as conn, conn.transaction():
         lock_layer(conn, manifest.id)
+        if not replace_edits:
+            refuse_to_replace_api_writes(conn, manifest.id)  # at once, not after the copy
         table = sql.Identifier(LAYER_SCHEMA, staging)
         # The table is made with its final types and its generated EPSG:3857 column: COPY writes every row once.
         _create_table(conn, table, columns, types, gtype)
@@ -106,7 +114,8 @@ def load_frame(
         _finish_table(conn, table, staging, id_name, manifest.id)
         index_searchable(conn, table, staging, manifest, types)
         progress("index", 1, 1)
-        version = publish_rows(conn, manifest, NewTable(LAYER_SCHEMA, staging, id_name, gtype, types), actor, action)
+        new = NewTable(LAYER_SCHEMA, staging, id_name, gtype, types)
+        version = publish_rows(conn, manifest, new, actor, action, replace_edits=replace_edits)
     progress("done", 1, 1)
     return LoadResult(manifest.id, len(frame), rows.repaired, rows.dropped, version)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +34,10 @@ def publish(
     file: Path | None = None,
     crs: str | None = None,
     progress: Progress | None = None,
+    replace_edits: bool = True,
 ) -> LoadResult:
-    """Load or publish one layer described by `manifest` (its file, `file` if given, or its table)."""
+    """Load or publish one layer described by `manifest` (its file, `file` if given, or its table); without
+    `replace_edits`, a file is not loaded over features written through the API since the last load."""
     from layers.ingest.in_place import publish_table
     from layers.ingest.load import load_file, resolve_source
 
@@ -43,8 +45,8 @@ def publish(
         return publish_table(database_url, manifest)
     path = file or resolve_source(manifest, manifest_dir or city_manifest_dir(), data_dir)
     if progress is None:
-        return load_file(database_url, manifest, path, crs=crs)
-    return load_file(database_url, manifest, path, crs=crs, progress=progress)
+        return load_file(database_url, manifest, path, crs=crs, replace_edits=replace_edits)
+    return load_file(database_url, manifest, path, crs=crs, progress=progress, replace_edits=replace_edits)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Job:
     crs: str | None = None
     manifest_dir: Path | None = None
     upload: Upload | None = None
+    replace_edits: bool = True  # False: refuse to load over features written through the API since the last load
 
     @property
     def layer_id(self) -> str:
@@ -99,7 +102,7 @@ def _run(job: Job, database_url: str, data_dir: Path | None, report: Progress) -
     assert job.manifest is not None
     return publish(
         database_url, job.manifest, manifest_dir=job.manifest_dir, data_dir=data_dir, file=job.file, crs=job.crs,
-        progress=report,
+        progress=report, replace_edits=job.replace_edits,
     )  # fmt: skip
 
 
@@ -178,6 +181,15 @@ def catalogue_size(database_url: str) -> int:
             return 0
         row = conn.execute(render(sql.SQL("SELECT count(*) FROM {}").format(LAYERS_TABLE))).fetchone()
         return int(row[0]) if row else 0
+
+
+def api_writes(database_url: str, layer_ids: Sequence[str]) -> dict[str, int]:
+    """The layers among these whose features were written through the API since their last load, and how many."""
+    from layers.ingest.register import api_writes_since_load
+
+    with psycopg.connect(database_url) as conn:
+        counts = {layer_id: api_writes_since_load(conn, layer_id) for layer_id in layer_ids}
+    return {layer_id: count for layer_id, count in counts.items() if count}
 
 
 _EXISTS = render(sql.SQL("SELECT to_regclass({})").format(Slot("name")))

@@ -15,8 +15,17 @@ from psycopg import sql
 
 from layers.catalogue.journal import announce, audit
 from layers.catalogue.manifest import LayerManifest
-from layers.catalogue.models import FIELDS_TABLE, GROUPS_TABLE, LAYER_SCHEMA, LAYERS_TABLE, LayerRow
+from layers.catalogue.models import (
+    AUDIT_TABLE,
+    FIELDS_TABLE,
+    GROUPS_TABLE,
+    HISTORY_TABLE,
+    LAYER_SCHEMA,
+    LAYERS_TABLE,
+    LayerRow,
+)
 from layers.catalogue.records import MANAGED
+from layers.errors import IngestError
 from layers.sqlcompose import Slot, render
 
 GEOM = "geom"
@@ -97,11 +106,53 @@ def install_change_triggers(conn: psycopg.Connection[Any], table: sql.Identifier
         )
 
 
+# The audit log's actions that put a new table of rows under a layer: a load from a file, a group's upload, its
+# new version of the data.
+LOAD_ACTIONS = ("load", "upload", "replace")
+_API_WRITES = render(
+    sql.SQL(
+        "SELECT count(DISTINCT fid) FROM {history} WHERE layer_id = {id} AND op <> 'load' AND at > coalesce("
+        "(SELECT max(at) FROM {audit} WHERE layer_id = {id} AND action = ANY({loads})), '-infinity')"
+    ).format(history=HISTORY_TABLE, audit=AUDIT_TABLE, id=Slot("id"), loads=Slot("loads"))
+)
+
+
+def api_writes_since_load(conn: psycopg.Connection[Any], layer_id: str) -> int:
+    """How many of the layer's features were written through the API (edits, 311 requests and their status) since
+    its rows were last loaded: a load from a file would replace them."""
+    row = conn.execute(_API_WRITES, {"id": layer_id, "loads": list(LOAD_ACTIONS)}).fetchone()
+    return int(row[0]) if row else 0
+
+
+def refuse_to_replace_api_writes(conn: psycopg.Connection[Any], layer_id: str) -> None:
+    """An IngestError when loading would replace features written through the API since the layer's last load."""
+    written = api_writes_since_load(conn, layer_id)
+    if written:
+        raise IngestError(
+            f"layer {layer_id!r}: {written} feature(s) were written through the API since it was last loaded "
+            "(edits, 311 requests); loading would replace them. Pass --replace-edits to load anyway (their "
+            "versions stay in the layer's history)"
+        )
+
+
 def publish_rows(
-    conn: psycopg.Connection[Any], manifest: LayerManifest, new: NewTable, actor: str, action: str = "load"
+    conn: psycopg.Connection[Any],
+    manifest: LayerManifest,
+    new: NewTable,
+    actor: str,
+    action: str = "load",
+    *,
+    replace_edits: bool = True,
 ) -> int:
-    """Swap the new table in, write the catalogue rows, audit and announce. Returns the layer's new version."""
+    """Swap the new table in, write the catalogue rows, audit and announce. Returns the layer's new version.
+
+    Without `replace_edits`, a managed layer whose features were written through the API since its last load is
+    not replaced (an IngestError): the check holds its table against writes until the swap, so none slips in."""
     old = _previous(conn, manifest.id)
+    if not replace_edits and old is not None and old.source_kind == MANAGED:
+        table = sql.Identifier(old.table_schema, old.table_name)
+        conn.execute(render(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table)))
+        refuse_to_replace_api_writes(conn, manifest.id)
     table_name = _swap(conn, old, new, manifest.id)
     stats = _stats(conn, sql.Identifier(new.schema, table_name), new.geometry_column, manifest)
     version = old.version + 1 if old is not None else 1

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,20 +116,37 @@ def test_serve_loads_the_demo_city_and_stops_cleanly(server: Server) -> None:
     assert "Stopping the embedded PostgreSQL cluster" in server.output
     assert server.cli("cluster", "status").returncode == 3
 
-    # A second run reuses the cluster's data and the demo files: nothing is generated or loaded again.
+    # A second run reuses the cluster's data and the demo files: nothing is generated or loaded again. A resident
+    # reports a pothole meanwhile.
     server.start()
     server.wait_ready()
+    request_id = _report_a_pothole(server)
     assert server.stop(signal.SIGINT) == 0
     assert "Generating the demo City" not in server.output and "Loading the demo City" not in server.output
     assert server.cli("cluster", "status").returncode == 3
 
-    # A demo City generated on an earlier day has stale events ("now" has moved on): the next start renews it.
+    # A demo City generated on an earlier day has stale events ("now" has moved on): the next start renews it, but
+    # not the layer the resident's report went into.
     stamp = server.data_dir / "demo" / "generated.json"
     stamp.write_text(json.dumps({**json.loads(stamp.read_text()), "day": "2000-01-01"}))
     server.start()
     server.wait_ready()
+    assert server.status(f"/open311/v2/requests/{request_id}.json") == 200
     assert server.stop(signal.SIGTERM) == 0
     assert "refreshing it" in server.output and "Generating the demo City" in server.output
+    said = " ".join(server.output.split())
+    assert "service_requests: kept as it is (1 feature(s) written through the API since its last load)" in said
+
+
+def _report_a_pothole(server: Server) -> str:
+    """A 311 report through GeoReport v2, as a resident's app sends it; its request id."""
+    key = server.cli("tokens", "create", "app@serve", "--open311").stdout.strip().splitlines()[-1]
+    form = {"api_key": key, "service_code": "POTHOLE", "attribute[SIZE]": "small", "lat": "51.045", "long": "-114.06"}
+    sent = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}/open311/v2/requests.json", data=urllib.parse.urlencode(form).encode()
+    )
+    with urllib.request.urlopen(sent, timeout=10) as answer:
+        return str(json.loads(answer.read())[0]["service_request_id"])
 
 
 def test_serve_recovers_after_a_crash(server: Server) -> None:
