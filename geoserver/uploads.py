@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from fastapi import Request
+from python_multipart.exceptions import ParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from layers.errors import InvalidParameter, TooLarge
@@ -137,9 +138,15 @@ async def received_upload(request: Request, root: Path, max_bytes: int) -> Async
     receiver = _Receiver(folder, max_bytes)
     try:
         parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
+        try:
+            async for chunk in request.stream():
+                parser.write(chunk)
+            parser.finalize()
+        except ParseError as exc:  # a body that is not multipart/form-data after all (headers too long, garbage)
+            reason = str(exc).split("\n")[0][:80]
+            raise InvalidParameter(
+                f"the body is not well-formed multipart/form-data ({reason})", parameter="body"
+            ) from None
         receiver.close()
         if not receiver.complete:
             raise InvalidParameter("the upload ended before its last part: send it again", parameter="body")

@@ -61,6 +61,13 @@ _TEMPORAL: dict[str, str] = {
 Bind = Callable[[Any], sql.Composable]
 
 
+def _literal_text(node: Any) -> str | None:
+    """The text of a literal (possibly inside casei): what a like pattern says, when it is written out."""
+    while isinstance(node, dict) and node.get("op") == "casei" and isinstance(node.get("args"), list):
+        node = node["args"][0] if len(node["args"]) == 1 else None
+    return node if isinstance(node, str) else None
+
+
 def _bad(message: str) -> InvalidParameter:
     return InvalidParameter(f"filter: {message}", parameter="filter")
 
@@ -172,6 +179,9 @@ class _Compiler:
         (a, ka), (b, _) = self.pair(left, right, depth)
         if ka != "string":
             raise _bad("like compares text only")
+        pattern = _literal_text(right)
+        if pattern is not None and (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+            raise _bad("a like pattern cannot end with a lone backslash (the escape character): write two")
         return sql.SQL("({} LIKE {})").format(a, b)
 
     def between(self, args: list[Any], depth: int) -> sql.Composable:

@@ -253,6 +253,12 @@ BAD = [
     ("/collections/service_requests/items?filter=status='open' AND", "filter"),
     ("/collections/service_requests/items?filter=status = 'x'; DROP TABLE layer_data.service_requests", "filter"),
     ("/collections/service_requests/items?filter-lang=sql&filter=1=1", "filter-lang"),
+    ("/collections/wards/items?filter=name LIKE '\\'", "filter"),  # ends with the escape character
+    ("/collections/wards/items?filter=CASEI(name) LIKE CASEI('x\\\\\\')", "filter"),
+    (
+        '/collections/wards/items?filter-lang=cql2-json&filter={"op":"like","args":[{"property":"name"},"\\\\"]}',
+        "filter",
+    ),
     ('/collections/service_requests/items?filter={"op":"drop"}&filter-lang=cql2-json', "filter"),
     ("/collections/service_requests/items?crs=EPSG:2263", "crs"),
     ("/collections/service_requests/items?bbox-crs=urn:x&bbox=1,2,3,4", "bbox-crs"),

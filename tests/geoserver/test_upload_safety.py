@@ -199,3 +199,28 @@ def test_an_upload_cut_off_half_way_publishes_nothing_and_leaves_nothing(
         time.sleep(0.1)
     assert leftovers(app_data_dir) == []
     assert client.get("/collections/safety%20cut", headers=bearer(tokens["staff"])).status_code == 404
+
+
+MALFORMED = [
+    ("garbage part", b"--BB\r\n\x00\x01\x02garbage\r\n\r\n--BB--\r\n"),
+    ("filename of 5,000 characters",
+     b'--BB\r\nContent-Disposition: form-data; name="file"; filename="' + b"a" * 5000
+     + b'.geojson"\r\n\r\nx\r\n--BB--\r\n'),
+    ("500 header lines",
+     b"--BB\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(500)) + b"\r\nx\r\n--BB--\r\n"),
+    ("line feeds only", b'--BB\nContent-Disposition: form-data; name="id"\n\nx\n--BB--\n'),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", [m[1] for m in MALFORMED], ids=[m[0] for m in MALFORMED])
+def test_a_body_that_is_not_multipart_after_all_is_a_400(
+    client: TestClient, tokens: dict[str, str], app_data_dir: Path, body: bytes
+) -> None:
+    answer = client.post(
+        "/collections",
+        content=body,
+        headers={**bearer(tokens["editor"]), "Content-Type": "multipart/form-data; boundary=BB"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["code"] == "invalid_parameter" and answer.json()["parameter"] == "body"
+    assert leftovers(app_data_dir) == []
