@@ -4,7 +4,9 @@ left on disk, and the layer's previous version survives a failed replacement. Qu
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +42,14 @@ def fields(layer_id: str, **extra: str) -> dict[str, str]:
     return {"id": layer_id, "title": "Test upload", "group": GROUP, **extra}
 
 
+GRID_FILE = "+proj=tmerc +lon_0=-114 +k=0.9999 +x_0=0 +y_0=0 +ellps=GRS80 +nadgrids=/etc/passwd +type=crs"
+
+
+def with_crs(crs: dict[str, Any], body: bytes = ONE) -> bytes:
+    """A GeoJSON FeatureCollection with a crs member (GeoJSON of 2008; RFC 7946 dropped it)."""
+    return json.dumps({**json.loads(body), "crs": crs}).encode()
+
+
 BAD: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     ("no file", "", b"", {}, 400, "file"),
     ("hostile id", "x.geojson", ONE, {"id": "../../etc"}, 400, "id"),
@@ -56,6 +66,10 @@ BAD: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
     ("time field not a date", "x.geojson", geojson_bytes([({"t": "soon"}, point(-114.07, 51.04))]),
      {"time_start": "t"}, 422, "t"),
     ("min_zoom out of range", "x.geojson", ONE, {"min_zoom": "40"}, 400, "min_zoom"),
+    ("crs naming a server file", "x.csv", b"name,x,y\na,700000,5660000\n", {"crs": GRID_FILE}, 422, ""),
+    ("crs not a code", "x.csv", b"name,x,y\na,700000,5660000\n", {"crs": "+proj=utm +zone=11"}, 422, ""),
+    ("file crs naming a server file", "x.geojson", with_crs({"type": "name", "properties": {"name": GRID_FILE}}), {},
+     422, ""),
 ]  # fmt: skip
 
 
@@ -77,6 +91,7 @@ def test_bad_uploads_are_clear_4xx_errors_and_leave_nothing(
     body = response.json()
     assert set(body) >= {"code", "description"} and "Traceback" not in body["description"]
     assert "/tmp" not in body["description"] and "upload-" not in body["description"]
+    assert "unexpected" not in body["description"]  # a reason of our own, not a library's error passed on
     if parameter:
         assert body.get("parameter") == parameter
     assert client.get(f"/collections/{quote(form['id'], safe='')}", headers=bearer(tokens["staff"])).status_code in (
@@ -119,6 +134,18 @@ def test_invalid_empty_mixed_and_3d_geometries_are_repaired_or_reported(
     tile = client.get(f"/tiles/safety%20mixed/14/{t.x}/{t.y}.pbf", headers=bearer(tokens["editor"]))
     assert tile.status_code == 200, tile.text
     assert len(mapbox_vector_tile.decode(tile.content)["safety mixed"]["features"]) >= 2
+
+
+def test_an_unclosed_ring_is_closed_not_fatal_to_the_file(client: TestClient, tokens: dict[str, str]) -> None:
+    square = [[-114.07, 51.04], [-114.06, 51.04], [-114.06, 51.05], [-114.07, 51.05], [-114.07, 51.04]]
+    features = [({"name": "closed"}, {"type": "Polygon", "coordinates": [square]}),
+                ({"name": "open"}, {"type": "Polygon", "coordinates": [square[:3]]})]  # fmt: skip
+    made = upload(client, tokens["editor"], "rings.geojson", geojson_bytes(features), **fields("safety rings"))
+    assert made.status_code == 201, made.text
+    assert made.json()["ingest"]["features"] == 2
+    items = client.get("/collections/safety%20rings/items", headers=bearer(tokens["editor"])).json()["features"]
+    mended = next(f for f in items if f["properties"]["name"] == "open")["geometry"]["coordinates"][0]
+    assert len(mended) == 4 and mended[0] == mended[-1]
 
 
 def test_a_failed_replacement_keeps_the_previous_version(client: TestClient, tokens: dict[str, str]) -> None:
@@ -224,3 +251,32 @@ def test_a_body_that_is_not_multipart_after_all_is_a_400(
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == "invalid_parameter" and answer.json()["parameter"] == "body"
     assert leftovers(app_data_dir) == []
+
+
+def test_a_crs_linked_from_a_file_is_never_fetched(client: TestClient, tokens: dict[str, str]) -> None:
+    asked: list[bytes] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve() -> None:  # whatever connects is recorded
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with conn:
+                    asked.append(conn.recv(1024))
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        href = f"http://127.0.0.1:{listener.getsockname()[1]}/crs.prj"
+        body = with_crs({"type": "link", "properties": {"href": href, "type": "esriwkt"}})
+        try:
+            answer = upload(client, tokens["editor"], "linked.geojson", body, **fields("safety linked crs"))
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+    assert answer.status_code == 422, answer.text
+    assert "crs" in answer.json()["description"]
+    assert asked == []
