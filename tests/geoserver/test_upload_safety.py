@@ -138,8 +138,10 @@ def test_invalid_empty_mixed_and_3d_geometries_are_repaired_or_reported(
 
 def test_an_unclosed_ring_is_closed_not_fatal_to_the_file(client: TestClient, tokens: dict[str, str]) -> None:
     square = [[-114.07, 51.04], [-114.06, 51.04], [-114.06, 51.05], [-114.07, 51.05], [-114.07, 51.04]]
-    features = [({"name": "closed"}, {"type": "Polygon", "coordinates": [square]}),
-                ({"name": "open"}, {"type": "Polygon", "coordinates": [square[:3]]})]  # fmt: skip
+    features: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+        ({"name": "closed"}, {"type": "Polygon", "coordinates": [square]}),
+        ({"name": "open"}, {"type": "Polygon", "coordinates": [square[:3]]}),
+    ]
     made = upload(client, tokens["editor"], "rings.geojson", geojson_bytes(features), **fields("safety rings"))
     assert made.status_code == 201, made.text
     assert made.json()["ingest"]["features"] == 2
