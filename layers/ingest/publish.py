@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import queue
 from collections.abc import Callable, Sequence
@@ -83,6 +84,7 @@ class Job:
         )
 
 
+log = logging.getLogger("geoserver.ingest")
 JobProgress = Callable[[str, str, int, int], None]  # layer id, stage, done, total
 # Errors a child reports keep their kind, so an upload's 413 or 400 stays one; anything else is an IngestError.
 _KINDS: dict[str, type[GeoServerError]] = {
@@ -119,7 +121,12 @@ def _child(out: Any, database_url: str, jobs: list[Job], data_dir: Path | None) 
             out.put(("error", (type(exc).__name__, exc.message, exc.parameter, layer)))
             return
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises a clean error
-            message = f"unexpected {exc.__class__.__name__} while loading: {str(exc)[:300]}"
+            detail = f"{exc.__class__.__name__}: {str(exc)[:300]}"
+            if job.upload is None:  # City staff at the command line: the detail helps
+                message = f"unexpected {detail} (while loading)"
+            else:  # an uploader's answer carries no library's internals (statements, paths): the log has them
+                log.warning("an upload to %s failed: %s", layer, detail)
+                message = "the file could not be loaded: this server cannot read something in it (logged)"
             out.put(("error", ("IngestError", message, None, layer)))
             return
         out.put(("done", result))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import queue
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import psycopg
@@ -278,3 +280,20 @@ def test_a_load_killed_half_way_leaves_the_previous_version_intact(
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'layer_data' AND tablename LIKE 'load\\_%'"
     )
     assert leftovers.fetchone() == (0,)
+
+
+def test_an_uploads_unexpected_failure_tells_the_uploader_no_internals(monkeypatch: pytest.MonkeyPatch) -> None:
+    from layers.ingest import publish
+
+    def fails(*args: object, **kwargs: object) -> None:
+        raise RuntimeError('relation "layer_data.load_1f2e" at /tmp/upload-1f2e/x.gpkg')
+
+    monkeypatch.setattr(publish, "_run", fails)
+    stored = manifest("failing upload", ["name"])
+    for job, shown in ((publish.Job(None, upload=publish.Upload(Path("x"), None, stored, 10, 10, "ed")), False),
+                       (publish.Job(stored), True)):  # fmt: skip
+        out: queue.Queue[tuple[str, Any]] = queue.Queue()
+        publish._child(out, "postgresql://unused", [job], None)
+        kind, (_, message, _, layer) = out.get_nowait()
+        assert (kind, layer) == ("error", "failing upload")
+        assert ("/tmp/upload-1f2e" in message) is shown and ("layer_data" in message) is shown, message
