@@ -37,7 +37,7 @@ def layers_list(
                         "category": layer.category,
                         "title": layer.title_in("en"),
                         "features": layer.feature_count,
-                        "visibility": "public" if layer.is_public else f"group:{layer.group_id}",
+                        "visibility": layer.visibility,
                         "demo": layer.is_demo,
                     }
                     for layer in rows
@@ -53,7 +53,7 @@ def layers_list(
             layer.category,
             layer.geometry_type,
             f"{layer.feature_count:,}",
-            "public" if layer.is_public else f"group:{layer.group_id}",
+            layer.visibility,
             str(layer.version),
             layer.title_in("en"),
         )

@@ -4,7 +4,11 @@ their group, unpublished layers vanish and come back, and tokens never show in a
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import subprocess
+import sys
 from urllib.parse import quote
 
 import pytest
@@ -49,12 +53,17 @@ def share(client: TestClient, token: str, visibility: str) -> int:
 
 
 def test_sharing_with_a_group_shows_the_layer_to_it_and_to_nobody_else(
-    client: TestClient, people: dict[str, str]
+    client: TestClient, people: dict[str, str], database_url: str
 ) -> None:
     assert status(client, people["friend"]) == 404
     assert share(client, people["publisher"], f"groups:{OWNER},{FRIEND}") == 200
     doc = client.get(f"/collections/{L}", headers=bearer(people["friend"])).json()
     assert doc["visibility"] == f"groups:{OWNER},{FRIEND}"
+    listed = subprocess.run(
+        [sys.executable, "-m", "geoserver", "layers", "list", "--json"],
+        env={**os.environ, "GEOSERVER_DATABASE_URL": database_url}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert {row["id"]: row["visibility"] for row in json.loads(listed.stdout)}[LAYER] == doc["visibility"]
     assert status(client, people["friend"], f"/collections/{L}/items") == 200
     for outsider in (None, people["stranger"]):
         assert status(client, outsider) == 404 and status(client, outsider, f"/collections/{L}/items") == 404
