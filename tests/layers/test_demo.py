@@ -331,3 +331,25 @@ def test_the_command_line_writes_every_layer(tmp_path: Path) -> None:
         [sys.executable, str(REPO / "scripts" / "demo-city"), "--out", str(out), "--scale", "nope"],
         capture_output=True, check=False,
     ).returncode == 2  # fmt: skip
+
+
+def test_the_readmes_sample_files_read_as_the_readme_uses_them(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from layers.demo.samples import write_samples
+    from layers.ingest.readers import read_file
+
+    now = datetime(2026, 7, 1, 18, tzinfo=UTC)
+    festival, festival_v2, plots, recreation = write_samples(tmp_path, now)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["festival-v2.kml", "festival.kml", "plots.zip",
+                                                          "recreation.gpkg"]  # fmt: skip
+    events = read_file(festival)
+    assert {"name", "starts", "ends"} <= set(events.columns) and len(events) == 2
+    parade = events[events["name"] == "Parade"].iloc[0]
+    assert datetime.fromisoformat(parade["starts"]) <= now < datetime.fromisoformat(parade["ends"])  # happening
+    assert len(read_file(festival_v2)) == 3
+    garden = read_file(plots)
+    assert garden.crs.to_epsg() == 3776 and {"plot", "holder"} <= set(garden.columns)
+    facilities = read_file(recreation)
+    wanted = {"facility_id", "name", "address", "opening_hours", "category_name"}
+    assert wanted <= set(facilities.columns) and len(facilities) == 3
