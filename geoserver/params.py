@@ -43,7 +43,10 @@ ITEMS_PARAMETERS = frozenset(
     {"f", "lang", "limit", "offset", "bbox", "bbox-crs", "datetime", "crs", "filter", "filter-lang", "filter-crs",
      "sortby", "near", "radius", "properties", "skipGeometry", "cursor"}
 )  # fmt: skip
-_INTEGER = re.compile(r"[+-]?\d{1,19}")
+_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+# A decimal number as written in URLs: ASCII digits, optional fraction and exponent. Python's float() also takes
+# "1_000", "infinity", surrounding blanks and other scripts' digits, which no client means as a number.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def single_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -70,17 +73,17 @@ def check_known(values: dict[str, str], allowed: Iterable[str]) -> None:
 # -- scalar values -------------------------------------------------------------------------------------------
 def integer(value: str, parameter: str) -> int:
     """A decimal integer of at most 19 digits."""
-    if not _INTEGER.fullmatch(value.strip()):
+    if not _INTEGER.fullmatch(value):
         raise InvalidParameter(f"{parameter} must be an integer", parameter=parameter)
     return int(value)
 
 
 def numbers(value: str, parameter: str) -> list[float]:
     """Comma-separated finite numbers."""
-    try:
-        found = [float(part) for part in value.split(",")]
-    except ValueError:
-        raise InvalidParameter(f"{parameter} must be comma-separated numbers", parameter=parameter) from None
+    parts = value.split(",")
+    if not all(_DECIMAL.fullmatch(part) for part in parts):
+        raise InvalidParameter(f"{parameter} must be comma-separated numbers", parameter=parameter)
+    found = [float(part) for part in parts]
     if not all(math.isfinite(n) for n in found):
         raise InvalidParameter(f"{parameter} must hold finite numbers", parameter=parameter)
     return found
@@ -88,10 +91,7 @@ def numbers(value: str, parameter: str) -> list[float]:
 
 def number_in(value: str, parameter: str, low: float, high: float, *, above_low: bool = False) -> float:
     """One finite number within [low, high] (or (low, high] with `above_low`)."""
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
+    number = float(value) if _DECIMAL.fullmatch(value) else math.nan
     if not (low < number if above_low else low <= number) or not number <= high:  # NaN fails both
         interval = f"above {low:g} and at most {high:g}" if above_low else f"between {low:g} and {high:g}"
         raise InvalidParameter(f"{parameter} must be a number {interval}", parameter=parameter)

@@ -36,6 +36,11 @@ AUDIT_FILTERS = ("layer", "group", "subject", "since", "until", "limit", "offset
 MAX_AUDIT = 1_000
 
 
+def _no_parameters(request: Request) -> None:
+    """These answers take no query parameters: one sent is a mistake to report, not to ignore."""
+    params.check_known(params.single_values(request.query_params.multi_items()), ())
+
+
 def _may_see_who(principal: Principal, layer: Layer) -> bool:
     """Who made a version (a person's subject) is for the owner group and City staff, not for everyone."""
     return principal.is_staff or (layer.group_id is not None and layer.group_id in principal.roles)
@@ -54,6 +59,7 @@ async def list_versions(
     collection_id: str, feature_id: str, request: Request, state: StateDep, principal: PrincipalDep
 ) -> Response:
     """Numbered from 1 (the feature as first stored); a deleted feature's versions stay, ending with the deletion."""
+    _no_parameters(request)
     layer = state.registry.resolve(collection_id, principal)
     fid = _fid(layer, feature_id)
     async with state.db.connection() as conn:
@@ -65,9 +71,10 @@ async def list_versions(
 
 @router.get("/collections/{collection_id}/items/{feature_id}/versions/{number}", summary="One version of a feature")
 async def get_version(
-    collection_id: str, feature_id: str, number: str, state: StateDep, principal: PrincipalDep
+    collection_id: str, feature_id: str, number: str, request: Request, state: StateDep, principal: PrincipalDep
 ) -> Response:
     """The feature as it was at that version (public fields), with the version's number, operation and time."""
+    _no_parameters(request)
     layer = state.registry.resolve(collection_id, principal)
     fid, n = _fid(layer, feature_id), params.integer(number, "version")
     async with state.db.connection() as conn:
@@ -112,8 +119,9 @@ async def restore_version(
 
 
 @router.get("/collections/{collection_id}/history", summary="A layer's whole history (its group and City staff)")
-async def layer_history(collection_id: str, state: StateDep, principal: SignedInDep) -> Response:
+async def layer_history(collection_id: str, request: Request, state: StateDep, principal: SignedInDep) -> Response:
     """Every version of every feature written through the API, oldest first, as a GeoJSON FeatureCollection."""
+    _no_parameters(request)
     layer = state.registry.resolve(collection_id, principal)
     if not (principal.is_staff or principal.has_role(layer.group_id, VIEWER)):
         raise Forbidden("a layer's history is for its group and City staff")

@@ -274,6 +274,12 @@ BAD = [
     ("/collections/service_requests/items/SR-00000001?bbox=1,2,3,4", "bbox"),
     ("/collections/service_requests/queryables?x=1", "x"),
     ("/collections?limit=3", "limit"),
+    ("/nearby?lon=-114.06&lat=51.04&radius=1_000", "radius"),  # float() would take these three
+    ("/nearby?lon=-114.06&lat=\u0665\u0661&layers=facilities", "lat"),
+    ("/collections/wards/items?bbox=-114.2,51,-114,51.1%20", "bbox"),
+    ("/collections/service_requests/items?limit=%2010", "limit"),
+    ("/collections/wards/items/1/versions?limit=99999999999999999999", "limit"),
+    ("/collections/wards/items/1/versions/1?x=1", "x"),
     ("/?q=1", "q"),
 ]
 
