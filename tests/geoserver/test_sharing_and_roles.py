@@ -9,8 +9,10 @@ import logging
 import os
 import subprocess
 import sys
+from typing import Any
 from urllib.parse import quote
 
+import morecantile
 import pytest
 from fastapi.testclient import TestClient
 
@@ -50,6 +52,56 @@ def status(client: TestClient, token: str | None, path: str = f"/collections/{L}
 
 def share(client: TestClient, token: str, visibility: str) -> int:
     return client.patch(f"/collections/{L}", json={"visibility": visibility}, headers=bearer(token)).status_code
+
+
+def _every_request(q: str, walk: bytes) -> list[tuple[str, str, dict[str, Any]]]:
+    """Each read and write of a layer `q` (quoted) and of its feature 1."""
+    feature = {"type": "Feature", "geometry": point(-114.08, 51.05), "properties": {"name": "x"}}
+    t = morecantile.tms.get("WebMercatorQuad").tile(-114.08, 51.05, 14)
+    patch = {"headers": {"Content-Type": "application/merge-patch+json"}}
+    item = f"/collections/{q}/items/1"
+    return [
+        ("GET", item, {}),
+        ("PUT", item, {"json": feature}),
+        ("PATCH", item, {"content": b'{"properties": {"name": "x"}}', **patch}),
+        ("DELETE", item, {}),
+        ("POST", f"/collections/{q}/items", {"json": feature}),
+        ("GET", f"{item}/versions", {}),
+        ("GET", f"{item}/versions/1", {}),
+        ("POST", f"{item}/versions/1/restore", {}),
+        ("OPTIONS", item, {}),
+        ("GET", f"/collections/{q}/schema", {}),
+        ("GET", f"/collections/{q}/changes?since=0", {}),
+        ("GET", f"/collections/{q}/history", {}),
+        ("PATCH", f"/collections/{q}", {"content": b'{"title": "x"}', **patch}),
+        ("DELETE", f"/collections/{q}", {}),
+        ("PUT", f"/collections/{q}/data", {"files": {"file": ("w.geojson", walk)}}),
+        ("POST", f"/collections/{q}/restore", {}),
+        ("GET", f"/collections/{q}/tiles/WebMercatorQuad/14/{t.y}/{t.x}", {}),
+        ("GET", f"/tiles/{q}.json", {}),
+        ("GET", f"/tiles/wards,{q}/14/{t.x}/{t.y}.pbf", {}),
+        ("GET", f"/collections/{q}/download.csv", {}),
+    ]
+
+
+def test_outsiders_meet_a_group_layer_exactly_as_a_missing_one(client: TestClient, people: dict[str, str]) -> None:
+    """Anonymous callers and another group's publisher get, for every read and write of a group's layer, the answer
+    a layer that does not exist gets (status and body), and nothing changes."""
+    walk = geojson_bytes([({"name": "replaced"}, point(-114.08, 51.05))])
+    missing = quote("no such walks", safe="")
+    for token in (None, people["stranger"]):
+        auth = bearer(token) if token else {}
+        for (method, hidden, kwargs), (_, absent, _) in zip(
+            _every_request(L, walk), _every_request(missing, walk), strict=True
+        ):
+            kwargs = {**kwargs, "headers": {**auth, **kwargs.get("headers", {})}}
+            answers = [client.request(method, path, **kwargs) for path in (hidden, absent)]
+            seen = [(a.status_code, a.text.replace(L, "?").replace(LAYER, "?").replace(missing, "?")
+                     .replace("no such walks", "?")) for a in answers]  # fmt: skip
+            assert seen[0] == seen[1], (method, hidden, token is not None, seen)
+            assert answers[0].status_code in (401, 403, 404, 405), (method, hidden, answers[0].text)
+    items = client.get(f"/collections/{L}/items", headers=bearer(people["viewer"])).json()["features"]
+    assert [f["properties"]["name"] for f in items] == ["river loop"]
 
 
 def test_sharing_with_a_group_shows_the_layer_to_it_and_to_nobody_else(
