@@ -235,9 +235,11 @@ def parse_offset(value: str | None) -> int:
 
 
 def parse_bbox(value: str, bbox_crs: crs_mod.Crs) -> tuple[float, float, float, float]:
-    """4 or 6 numbers (the height is ignored), returned in x/y (longitude/latitude or easting/northing) order."""
+    """4 or 6 numbers (heights checked, then ignored), in x/y (longitude/latitude or easting/northing) order."""
     found = numbers(value, "bbox")
     if len(found) == 6:
+        if found[2] > found[5]:
+            raise InvalidParameter("bbox: the lower corner is above the upper corner", parameter="bbox")
         found = [found[0], found[1], found[3], found[4]]
     elif len(found) != 4:
         raise InvalidParameter("bbox must have 4 or 6 numbers", parameter="bbox")

@@ -277,6 +277,7 @@ BAD = [
     ("/nearby?lon=-114.06&lat=51.04&radius=1_000", "radius"),  # float() would take these three
     ("/nearby?lon=-114.06&lat=\u0665\u0661&layers=facilities", "lat"),
     ("/collections/wards/items?bbox=-114.2,51,-114,51.1%20", "bbox"),
+    ("/collections/wards/items?bbox=-114.2,51,5,-114,51.1,1", "bbox"),  # the lower corner above the upper
     ("/collections/service_requests/items?limit=%2010", "limit"),
     ("/collections/wards/items/1/versions?limit=99999999999999999999", "limit"),
     ("/collections/wards/items/1/versions/1?x=1", "x"),
