@@ -143,6 +143,7 @@ def _urls(copy_id: str, layer: Layer, first: dict[str, Any]) -> list[str]:
         f"{c}/items/{fid}", f"{c}/items/{fid}?f=html", f"{c}/items/{fid}?crs=http://www.opengis.net/def/crs/EPSG/0/3776",
         f"{c}/download.geojson", f"{c}/download.csv", f"{c}/download.gpkg",
         f"{c}/tiles", f"/tiles/{quote(copy_id, safe='')}.json",
+        f"{c}/schema", f"{c}/items/{fid}/versions", f"{c}/items/{fid}/versions/1", f"{c}/changes?since=0",
     ]  # fmt: skip
     if isinstance(value, str) and "\x00" not in value:
         urls.append(f"{c}/items?{quote(public)}={quote(value)}")
@@ -172,6 +173,10 @@ def test_no_response_or_log_carries_a_private_value_or_name(
     general = ["/", "/?f=html", "/conformance", "/collections", "/collections?f=html&lang=fr", "/api",
                "/openapi.json", "/catalog", "/docs"]  # fmt: skip
     bodies: list[tuple[str, bytes]] = [(url, _body(canary_client.get(url))) for url in general]
+    for query in (CANARY_TEXT, str(CANARY_NUMBER), f"{CANARY_TEXT}&lon={-114.07 + SHIFT_DEG}&lat=51.05"):
+        found = canary_client.get(f"/search?q={query}")  # its links echo the query: only its features are read
+        assert found.status_code == 200, found.text
+        bodies.append((f"/search?q={query}", json.dumps(found.json()["features"]).encode()))
     for copy_id, layer in canaries["copies"].items():
         first = canary_client.get(f"/collections/{quote(copy_id, safe='')}/items?limit=1").json()["features"][0]
         for url in _urls(copy_id, layer, first):
@@ -182,11 +187,12 @@ def test_no_response_or_log_carries_a_private_value_or_name(
         checked += 1
         for marker in (CANARY_TEXT, str(CANARY_NUMBER), CANARY_TIME, *names):
             assert marker.encode() not in body, f"{marker!r} leaked in {url}"
-    assert checked > 150
+    assert checked > 200
     for kind in ("/items?limit=10000", "download.geojson", "download.csv", "download.gpkg", "WebMercatorQuad/14"):
         found = [body for url, body in bodies if "canary%20events" in url and kind in url]
         assert found and all(PUBLIC_MARKER.encode() in body for body in found), kind
-    logged = "\n".join(record.getMessage() for record in caplog.records)
+    # The server's own log lines (the test client logs the URLs it asks for, the search's query among them).
+    logged = "\n".join(record.getMessage() for record in caplog.records if not record.name.startswith("httpx"))
     assert CANARY_TEXT not in logged and str(CANARY_NUMBER) not in logged
 
 
