@@ -72,9 +72,9 @@ def check_known(values: dict[str, str], allowed: Iterable[str]) -> None:
 
 # -- scalar values -------------------------------------------------------------------------------------------
 def integer(value: str, parameter: str) -> int:
-    """A decimal integer of at most 19 digits."""
-    if not _INTEGER.fullmatch(value):
-        raise InvalidParameter(f"{parameter} must be an integer", parameter=parameter)
+    """A decimal integer that PostgreSQL's bigint holds."""
+    if not _INTEGER.fullmatch(value) or not -(2**63) <= int(value) < 2**63:
+        raise InvalidParameter(f"{parameter} must be an integer of at most 19 digits", parameter=parameter)
     return int(value)
 
 

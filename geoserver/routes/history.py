@@ -37,8 +37,11 @@ MAX_AUDIT = 1_000
 
 
 def _no_parameters(request: Request) -> None:
-    """These answers take no query parameters: one sent is a mistake to report, not to ignore."""
-    params.check_known(params.single_values(request.query_params.multi_items()), ())
+    """These answers are JSON and take no other query parameter: one sent is a mistake to report, not to ignore."""
+    values = params.single_values(request.query_params.multi_items())
+    params.check_known(values, ("f",))
+    if values.get("f", "json") != "json":
+        raise InvalidParameter("f: these answers are JSON only (f=json)", parameter="f")
 
 
 def _may_see_who(principal: Principal, layer: Layer) -> bool:

@@ -8,7 +8,7 @@ manifest).
 
 from __future__ import annotations
 
-import shutil
+import tempfile
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -43,14 +43,14 @@ def kml_events(path: Path, events: Sequence[dict[str, Any]]) -> Path:
 
 
 def zipped_shapefile(path: Path, frame: gpd.GeoDataFrame, *, leave_out: Sequence[str] = ()) -> Path:
-    """A zip of a Shapefile's parts (optionally without some of them, e.g. ".prj")."""
-    folder = path.with_suffix("")
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.to_file(folder / "plots.shp", driver="ESRI Shapefile", engine="pyogrio")
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for part in sorted(folder.iterdir()):
-            if part.suffix not in leave_out:
-                archive.write(part, part.name)
+    """A zip of a Shapefile's parts (optionally without some of them, e.g. ".prj"), made in a folder of its own."""
+    with tempfile.TemporaryDirectory(prefix="shapefile-") as parts:
+        folder = Path(parts)
+        frame.to_file(folder / "plots.shp", driver="ESRI Shapefile", engine="pyogrio")
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for part in sorted(folder.iterdir()):
+                if part.suffix not in leave_out:
+                    archive.write(part, part.name)
     return path
 
 
@@ -103,7 +103,6 @@ def write_samples(folder: Path, now: datetime | None = None) -> list[Path]:
     recreation.unlink(missing_ok=True)
     recreation_facilities().to_file(recreation, driver="GPKG", engine="pyogrio")
     plots = zipped_shapefile(folder / "plots.zip", garden_plots())
-    shutil.rmtree(plots.with_suffix(""))  # the Shapefile's parts, now in the zip
     return [
         kml_events(folder / "festival.kml", festival(at)),
         kml_events(folder / "festival-v2.kml", festival(at, stages=2)),

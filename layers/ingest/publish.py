@@ -118,16 +118,18 @@ def _child(out: Any, database_url: str, jobs: list[Job], data_dir: Path | None) 
         try:
             result = _run(job, database_url, data_dir, report)
         except GeoServerError as exc:
-            out.put(("error", (type(exc).__name__, exc.message, exc.parameter, layer)))
+            out.put(("error", (type(exc).__name__, exc.message, exc.parameter, layer, None)))
             return
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises a clean error
             detail = f"{exc.__class__.__name__}: {str(exc)[:300]}"
             if job.upload is None:  # City staff at the command line: the detail helps
-                message = f"unexpected {detail} (while loading)"
+                message, logged = f"unexpected {detail} (while loading)", None
             else:  # an uploader's answer carries no library's internals (statements, paths): the log has them
-                log.warning("an upload to %s failed: %s", layer, detail)
-                message = "the file could not be loaded: this server cannot read something in it (logged)"
-            out.put(("error", ("IngestError", message, None, layer)))
+                message, logged = (
+                    "the file could not be loaded: this server cannot read something in it (logged)",
+                    detail,
+                )
+            out.put(("error", ("IngestError", message, None, layer, logged)))
             return
         out.put(("done", result))
     out.put(("finished", None))
@@ -175,8 +177,13 @@ def publish_in_subprocess(
             child.kill()
 
 
-def _error(kind: str, message: str, parameter: str | None, layer: str, *, named: bool) -> GeoServerError:
-    """A child's error in the parent, of the same kind; named after its layer for the command line."""
+def _error(
+    kind: str, message: str, parameter: str | None, layer: str, logged: str | None, *, named: bool
+) -> GeoServerError:
+    """A child's error in the parent, of the same kind; named after its layer for the command line. What the child
+    kept from the answer is logged here, through the server's logging (the child has none of its own)."""
+    if logged is not None:
+        log.warning("an upload to %s failed: %s", layer, logged)
     return _KINDS.get(kind, IngestError)(f"{layer}: {message}" if named else message, parameter=parameter)
 
 

@@ -7,7 +7,6 @@ refused before any XML parser sees it; a zip is checked entry by entry before an
 
 from __future__ import annotations
 
-import mmap
 import re
 import tempfile
 import warnings
@@ -22,6 +21,7 @@ import pyogrio
 from shapely import points
 
 from layers.errors import IngestError
+from layers.ingest.crs_checks import check_crs_code, check_file_crs, check_geojson_crs
 
 # Extension -> (GDAL driver that must open it, the first bytes it must start with)
 FORMATS: dict[str, tuple[str, tuple[bytes, ...]]] = {
@@ -38,23 +38,6 @@ MAX_ZIP_BYTES = 4 * 1024**3
 MAX_ZIP_RATIO = 100  # an entry unpacking to more than this many times its packed size is a bomb, not a Shapefile
 ARCHIVES = (".zip", ".gz", ".tgz", ".tar", ".7z", ".rar", ".bz2", ".xz", ".kmz")
 # Bytes in a KML that make an XML parser read other files, expand entities, or reach the network.
-# A CRS given beside a file is an authority code: a PROJ string or WKT can name files on this server (grids, init
-# files) or addresses that PROJ or GDAL would open.
-_CRS_CODE = re.compile(
-    r"(?i)^(?:(?:EPSG|ESRI):\d{1,6}|OGC:CRS84|urn:ogc:def:crs:(?:EPSG::\d{1,6}|OGC:1\.3:CRS84)"
-    r"|https?://www\.opengis\.net/def/crs/(?:EPSG/0/\d{1,6}|OGC/1\.3/CRS84))$"
-)
-# What no CRS definition read from a file may hold: references to files (grids, init files, WKT2 parameter files)
-# or to addresses other than the OGC's CRS names.
-_CRS_REACHING_OUT = re.compile(
-    r"(?i)nadgrids|geoidgrids|gridshift|grids=|parameterfile|\+init=|file:|/vsi"
-    r"|(?:https?|ftp)://(?!www\.opengis\.net/def/crs/)"
-)
-# The "crs" member of GeoJSON as written before RFC 7946: GDAL fetches a definition it links to, so it is looked at
-# before GDAL reads the file (every occurrence, the next 2 KiB of each).
-_GEOJSON_CRS = re.compile(rb'"crs"\s*:\s*\{')
-_GEOJSON_LINK = re.compile(r'"type"\s*:\s*"link"|"href"', re.IGNORECASE)
-
 KML_REFUSED = (b"<!doctype", b"<!entity", b"<networklink", b"xinclude", b"<xi:include")
 SCAN_BYTES = 1024 * 1024
 KML_DRAWING = ("altitudeMode", "tessellate", "extrude", "visibility", "drawOrder", "icon")
@@ -205,7 +188,7 @@ def read_file(
     _sniff(path, prefixes)
     crs = check_crs_code(crs) if crs is not None else None
     if driver == "GeoJSON":
-        _check_geojson_crs(path)
+        check_geojson_crs(path)
     if driver in KML_DRIVERS:
         _check_kml(path)
         _check_kml_root(path)
@@ -223,10 +206,7 @@ def read_file(
         raise
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError, UnicodeError) as exc:
         raise IngestError(f"{path.name} cannot be read as {driver}: {str(exc).splitlines()[0][:200]}") from exc
-    if frame.crs is not None and _CRS_REACHING_OUT.search(f"{frame.crs.srs}\n{frame.crs.to_wkt()}"):
-        raise IngestError(
-            f"{path.name}: its coordinate reference system refers to files or addresses; use an EPSG code"
-        )
+    check_file_crs(frame, path.name)
     if frame.crs is None:
         if crs is None:
             raise IngestError(
@@ -238,27 +218,6 @@ def read_file(
         except Exception as exc:  # pyproj raises several types for a bad CRS string
             raise IngestError(f"{crs!r} is not a coordinate reference system; give an EPSG code") from exc
     return frame
-
-
-def check_crs_code(crs: str) -> str:
-    """A CRS given beside a file, which must be an authority code (EPSG:3776, OGC:CRS84 or their OGC names)."""
-    if not _CRS_CODE.match(crs.strip()):
-        raise IngestError(f"{crs[:60]!r} is not a CRS code: give one such as EPSG:3776")
-    return crs.strip()
-
-
-def _check_geojson_crs(path: Path) -> None:
-    """Refuse a GeoJSON whose "crs" member links to a definition elsewhere, or names files or addresses."""
-    if path.stat().st_size == 0:
-        return
-    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as text:
-        for found in _GEOJSON_CRS.finditer(text):
-            member = text[found.end() : found.end() + 2048].decode("latin-1")
-            if _GEOJSON_LINK.search(member) or _CRS_REACHING_OUT.search(member):
-                raise IngestError(
-                    f"{path.name}: its crs member links to a definition elsewhere or names files; GeoJSON (RFC 7946) "
-                    "has no crs member: remove it, and give an EPSG code as crs if the coordinates are not WGS 84"
-                )
 
 
 def _read_with_gdal(path: Path, driver: str, layer: str | None) -> gpd.GeoDataFrame:

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from layers.catalogue.changes import UPLOAD_ACTIONS
 from layers.catalogue.journal import announce, audit
 from layers.catalogue.manifest import LayerManifest
 from layers.catalogue.models import (
@@ -107,14 +108,17 @@ def install_change_triggers(conn: psycopg.Connection[Any], table: sql.Identifier
 
 
 # The audit log's actions that put a new table of rows under a layer: a load from a file, a group's upload, its
-# new version of the data.
-LOAD_ACTIONS = ("load", "upload", "replace")
+# new version of the data. Each notes when its table took over (`rows_since`, taken once the old table was locked
+# for the swap): writes to the old table until then went with it. Earlier entries have their transaction's start.
+LOAD_ACTIONS = ("load", *UPLOAD_ACTIONS)
 _API_WRITES = render(
     sql.SQL(
-        "SELECT count(DISTINCT fid) FROM {history} WHERE layer_id = {id} AND op <> 'load' AND at > coalesce("
-        "(SELECT max(at) FROM {audit} WHERE layer_id = {id} AND action = ANY({loads})), '-infinity')"
+        "SELECT count(DISTINCT fid) FROM {history} WHERE layer_id = {id} AND op <> 'load' AND at > coalesce(("
+        "SELECT coalesce((detail->>'rows_since')::timestamptz, at) FROM {audit} "
+        "WHERE layer_id = {id} AND action = ANY({loads}) ORDER BY id DESC LIMIT 1), '-infinity')"
     ).format(history=HISTORY_TABLE, audit=AUDIT_TABLE, id=Slot("id"), loads=Slot("loads"))
 )
+_NOW = render(sql.SQL("SELECT clock_timestamp()"))
 
 
 def api_writes_since_load(conn: psycopg.Connection[Any], layer_id: str) -> int:
@@ -130,8 +134,7 @@ def refuse_to_replace_api_writes(conn: psycopg.Connection[Any], layer_id: str) -
     if written:
         raise IngestError(
             f"layer {layer_id!r}: {written} feature(s) were written through the API since it was last loaded "
-            "(edits, 311 requests); loading would replace them. Pass --replace-edits to load anyway (their "
-            "versions stay in the layer's history)"
+            "(edits, 311 requests); loading would replace them, so nothing was loaded"
         )
 
 
@@ -147,19 +150,23 @@ def publish_rows(
     """Swap the new table in, write the catalogue rows, audit and announce. Returns the layer's new version.
 
     Without `replace_edits`, a managed layer whose features were written through the API since its last load is
-    not replaced (an IngestError): the check holds its table against writes until the swap, so none slips in."""
+    not replaced (an IngestError): the check holds its table against writes until the swap, so none slips in. (In
+    EXCLUSIVE mode, which waits for writers that locked rows to finish: a weaker lock granted beside their row locks
+    would deadlock with the drop of the table.)"""
     old = _previous(conn, manifest.id)
     if not replace_edits and old is not None and old.source_kind == MANAGED:
         table = sql.Identifier(old.table_schema, old.table_name)
-        conn.execute(render(sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(table)))
+        conn.execute(render(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(table)))
         refuse_to_replace_api_writes(conn, manifest.id)
     table_name = _swap(conn, old, new, manifest.id)
+    rows_since = conn.execute(_NOW).fetchone()
     stats = _stats(conn, sql.Identifier(new.schema, table_name), new.geometry_column, manifest)
     version = old.version + 1 if old is not None else 1
     _ensure_group(conn, manifest.group)
     _write_layer_row(conn, _layer_row(manifest, new, table_name, stats, version))
     _write_field_rows(conn, manifest, new.types)
-    detail = {"version": version, "features": stats[0], "source": new.source_kind}
+    detail = {"version": version, "features": stats[0], "source": new.source_kind,
+              "rows_since": rows_since[0].isoformat() if rows_since else None}  # fmt: skip
     conn.execute(*audit(actor, action, manifest.id, detail, group_id=manifest.group))
     conn.execute(*announce({"layer": manifest.id, "version": version, "kind": "reload"}))
     return version

@@ -180,7 +180,9 @@ class _Compiler:
         if ka != "string":
             raise _bad("like compares text only")
         pattern = _literal_text(right)
-        if pattern is not None and (len(pattern) - len(pattern.rstrip("\\"))) % 2:
+        if pattern is None:  # CQL2's grammar: a pattern is written out (a column's values could end with an escape)
+            raise _bad("a like pattern is a text literal, possibly inside casei")
+        if (len(pattern) - len(pattern.rstrip("\\"))) % 2:
             raise _bad("a like pattern cannot end with a lone backslash (the escape character): write two")
         return sql.SQL("({} LIKE {})").format(a, b)
 

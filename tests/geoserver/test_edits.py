@@ -75,6 +75,7 @@ def test_create_replace_patch_delete_restore_with_etags(client: TestClient, peop
     deleted = client.delete(f"/collections/{L}/items/{fid}", headers={**ed, "If-Match": patched.headers["etag"]})
     assert deleted.status_code == 204 and get(client, people["editor"], fid).status_code == 404
     versions = client.get(f"/collections/{L}/items/{fid}/versions", headers=ed).json()["versions"]
+    assert client.get(f"/collections/{L}/items/{fid}/versions?f=json", headers=ed).json()["versions"] == versions
     assert [(v["version"], v["op"], v["deleted"]) for v in versions] == [
         (1, "create", False),
         (2, "replace", False),

@@ -254,6 +254,7 @@ BAD = [
     ("/collections/service_requests/items?filter=status = 'x'; DROP TABLE layer_data.service_requests", "filter"),
     ("/collections/service_requests/items?filter-lang=sql&filter=1=1", "filter-lang"),
     ("/collections/wards/items?filter=name LIKE '\\'", "filter"),  # ends with the escape character
+    ("/collections/wards/items?filter='a' LIKE name", "filter"),  # a column's values as the pattern
     ("/collections/wards/items?filter=CASEI(name) LIKE CASEI('x\\\\\\')", "filter"),
     (
         '/collections/wards/items?filter-lang=cql2-json&filter={"op":"like","args":[{"property":"name"},"\\\\"]}',
@@ -281,6 +282,8 @@ BAD = [
     ("/collections/service_requests/items?limit=%2010", "limit"),
     ("/collections/wards/items/1/versions?limit=99999999999999999999", "limit"),
     ("/collections/wards/items/1/versions/1?x=1", "x"),
+    ("/collections/wards/items/1/versions?f=html", "f"),
+    ("/collections/wards/changes?since=9999999999999999999", "since"),  # 19 digits, beyond a bigint
     ("/?q=1", "q"),
 ]
 

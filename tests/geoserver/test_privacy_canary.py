@@ -174,9 +174,9 @@ def test_no_response_or_log_carries_a_private_value_or_name(
                "/openapi.json", "/catalog", "/docs"]  # fmt: skip
     bodies: list[tuple[str, bytes]] = [(url, _body(canary_client.get(url))) for url in general]
     for query in (CANARY_TEXT, str(CANARY_NUMBER), f"{CANARY_TEXT}&lon={-114.07 + SHIFT_DEG}&lat=51.05"):
-        found = canary_client.get(f"/search?q={query}")  # its links echo the query: only its features are read
-        assert found.status_code == 200, found.text
-        bodies.append((f"/search?q={query}", json.dumps(found.json()["features"]).encode()))
+        searched = canary_client.get(f"/search?q={query}")  # its links echo the query: only its features are read
+        assert searched.status_code == 200, searched.text
+        bodies.append((f"/search?q={query}", json.dumps(searched.json()["features"]).encode()))
     for copy_id, layer in canaries["copies"].items():
         first = canary_client.get(f"/collections/{quote(copy_id, safe='')}/items?limit=1").json()["features"][0]
         for url in _urls(copy_id, layer, first):

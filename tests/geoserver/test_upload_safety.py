@@ -255,6 +255,22 @@ def test_a_body_that_is_not_multipart_after_all_is_a_400(
     assert leftovers(app_data_dir) == []
 
 
+def _linked_crs_files(href: str) -> dict[str, bytes]:
+    """GeoJSON files whose crs member points GDAL at `href`, written the ways a pattern match would miss."""
+    link = {"type": "link", "properties": {"href": href, "type": "esriwkt"}}
+    escaped = json.dumps({"type": "URL", "properties": {"url": href}}).replace("/", "\\/")
+    one = json.loads(ONE)
+    feature = {**one["features"][0], "geometry": {**one["features"][0]["geometry"], "crs": link}}
+    return {
+        "link": with_crs(link),
+        "url, slashes escaped": ONE.replace(b'{"type"', b'{"crs": ' + escaped.encode() + b', "type"', 1),
+        "names escaped": with_crs(link).replace(b'"link"', b'"\\u006cink"').replace(b'"href"', b'"\\u0068ref"'),
+        "key escaped, upper case": with_crs(link).replace(b'"crs"', b'"\\u0043RS"'),
+        "padding first": with_crs({"padding": "x" * 4096, **link}),
+        "on a geometry": json.dumps({**one, "features": [feature]}).encode(),
+    }
+
+
 def test_a_crs_linked_from_a_file_is_never_fetched(client: TestClient, tokens: dict[str, str]) -> None:
     asked: list[bytes] = []
     with socket.create_server(("127.0.0.1", 0)) as listener:
@@ -272,13 +288,14 @@ def test_a_crs_linked_from_a_file_is_never_fetched(client: TestClient, tokens: d
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
-        href = f"http://127.0.0.1:{listener.getsockname()[1]}/crs.prj"
-        body = with_crs({"type": "link", "properties": {"href": href, "type": "esriwkt"}})
+        answers: dict[str, Any] = {}
         try:
-            answer = upload(client, tokens["editor"], "linked.geojson", body, **fields("safety linked crs"))
+            for case, body in _linked_crs_files(f"http://127.0.0.1:{listener.getsockname()[1]}/crs.prj").items():
+                layer_id = f"safety linked {len(answers)}"
+                answers[case] = upload(client, tokens["editor"], "linked.geojson", body, **fields(layer_id))
         finally:
             stop.set()
             thread.join(timeout=5)
-    assert answer.status_code == 422, answer.text
-    assert "crs" in answer.json()["description"]
+    for case, answer in answers.items():
+        assert answer.status_code == 422 and "crs" in answer.json()["description"], (case, answer.text)
     assert asked == []

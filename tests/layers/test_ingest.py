@@ -294,6 +294,21 @@ def test_an_uploads_unexpected_failure_tells_the_uploader_no_internals(monkeypat
                        (publish.Job(stored), True)):  # fmt: skip
         out: queue.Queue[tuple[str, Any]] = queue.Queue()
         publish._child(out, "postgresql://unused", [job], None)
-        kind, (_, message, _, layer) = out.get_nowait()
+        kind, (_, message, _, layer, logged) = out.get_nowait()
         assert (kind, layer) == ("error", "failing upload")
         assert ("/tmp/upload-1f2e" in message) is shown and ("layer_data" in message) is shown, message
+        assert (logged is None) is shown  # what the uploader is not shown goes to the parent, which logs it
+
+
+def test_crs_codes_and_crs_read_from_files() -> None:
+    from layers.ingest.crs_checks import check_crs_code, check_file_crs
+
+    assert check_crs_code(" EPSG:3776") == "EPSG:3776"
+    assert check_crs_code("urn:ogc:def:crs:EPSG::3776") == "urn:ogc:def:crs:EPSG::3776"
+    for bad in ("EPSG:\u0663\u0667\u0667\u0666", "EPSG:999999", "+proj=utm +zone=11", "EPSG:3776 +nadgrids=x"):
+        with pytest.raises(IngestError):
+            check_crs_code(bad)
+    grids = "+proj=longlat +ellps=WGS84 +nadgrids=/etc/passwd +type=crs"
+    with pytest.raises(IngestError, match="names files or addresses"):
+        check_file_crs(gpd.GeoDataFrame({"a": [1]}, geometry=[Point(0, 0)], crs=grids), "x.gpkg")
+    check_file_crs(gpd.GeoDataFrame({"a": [1]}, geometry=[Point(0, 0)], crs="EPSG:3776"), "fine.gpkg")
