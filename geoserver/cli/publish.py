@@ -27,8 +27,12 @@ def publish(
             "column is added (8 s for a million points on a 2-core machine).",
         ),
     ] = False,
+    replace_edits: Annotated[
+        bool, typer.Option(help="Publish even over a loaded layer with features written through the API (lost).")
+    ] = False,
 ) -> None:
-    """Publish tables or views in place (read-only, nothing copied), optionally optimized for tiles."""
+    """Publish tables or views in place (read-only, nothing copied), optionally optimized for tiles. A layer loaded
+    from a file whose features were written through the API since is not replaced unless --replace-edits."""
     from layers.catalogue.manifest import load_manifest
     from layers.catalogue.migrate import upgrade
 
@@ -40,7 +44,8 @@ def publish(
                 fail(f"{manifest.id}: publish takes manifests of tables; load files with `geoserver load`")
         with database(settings) as url:
             upgrade(url)
-            publish_jobs(url, settings, [Job(manifest, manifest_dir=folder) for manifest, folder in loaded])
+            jobs = [Job(manifest, manifest_dir=folder, replace_edits=replace_edits) for manifest, folder in loaded]
+            publish_jobs(url, settings, jobs)
             if optimize:
                 for manifest, _ in loaded:
                     _optimize(url, manifest.id)

@@ -42,8 +42,11 @@ _COUNT = render(sql.SQL("SELECT feature_count FROM {} WHERE id = {}").format(LAY
 _MULTI = {"POINT": "MULTIPOINT", "LINESTRING": "MULTILINESTRING", "POLYGON": "MULTIPOLYGON"}
 
 
-def publish_table(database_url: str, manifest: LayerManifest, *, actor: str = "cli") -> LoadResult:
-    """Publish the manifest's `source.table` in place; its triggers announce edits when it is a table."""
+def publish_table(
+    database_url: str, manifest: LayerManifest, *, actor: str = "cli", replace_edits: bool = True
+) -> LoadResult:
+    """Publish the manifest's `source.table` in place; its triggers announce edits when it is a table. Without
+    `replace_edits`, not in place of a loaded layer whose features were written through the API since its load."""
     assert manifest.source.table is not None
     schema, _, name = manifest.source.table.rpartition(".")
     schema = schema or "public"
@@ -56,7 +59,7 @@ def publish_table(database_url: str, manifest: LayerManifest, *, actor: str = "c
         if kind is not None and kind[0] in ("r", "p"):
             # A view cannot carry triggers: its edits are not announced, and its tiles follow the cache's limits.
             install_change_triggers(conn, sql.Identifier(schema, name), manifest.id, new.geometry_column)
-        version = publish_rows(conn, manifest, new, actor)
+        version = publish_rows(conn, manifest, new, actor, replace_edits=replace_edits)
         count = conn.execute(_COUNT, {"id": manifest.id}).fetchone()
     return LoadResult(manifest.id, int(count[0]) if count else 0, 0, 0, version)
 

@@ -43,7 +43,7 @@ def publish(
     from layers.ingest.load import load_file, resolve_source
 
     if manifest.source.table is not None and file is None:
-        return publish_table(database_url, manifest)
+        return publish_table(database_url, manifest, replace_edits=replace_edits)
     path = file or resolve_source(manifest, manifest_dir or city_manifest_dir(), data_dir)
     if progress is None:
         return load_file(database_url, manifest, path, crs=crs, replace_edits=replace_edits)

@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from layers.errors import IngestError
+from layers.ingest.in_place import publish_table
 from layers.ingest.load import load_file
 from layers.ingest.publish import api_writes
 from tests.support.access import issue
@@ -59,6 +61,14 @@ def test_a_load_does_not_replace_features_written_since_the_last_one(
 
         with pytest.raises(IngestError, match=r"1 feature\(s\) were written through the API"):
             load_file(database_url, layer, path, replace_edits=False)
+        with psycopg.connect(database_url, autocommit=True) as conn:  # nor a table published in its place
+            conn.execute(
+                "DROP TABLE IF EXISTS public.reload_keeps; CREATE TABLE public.reload_keeps AS SELECT 1 AS id, "
+                "'a table' AS name, ST_SetSRID(ST_MakePoint(-114.06, 51.05), 4326)::geometry(Point, 4326) AS geom"
+            )
+        in_place = manifest(LAYER, ["id", "name"], id_field="id", source={"table": "public.reload_keeps"})
+        with pytest.raises(IngestError, match=r"1 feature\(s\) were written through the API"):
+            publish_table(database_url, in_place, replace_edits=False)
         manifest_path = tmp_path / "stops.yaml"
         manifest_path.write_text(json.dumps(layer.model_dump(mode="json")))
         env = {**os.environ, "GEOSERVER_DATABASE_URL": database_url}
@@ -80,3 +90,5 @@ def test_a_load_does_not_replace_features_written_since_the_last_one(
         load_file(database_url, layer, path, replace_edits=False)
     finally:
         drop_layer(database_url, LAYER)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS public.reload_keeps")
