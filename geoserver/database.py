@@ -26,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from geoserver.replicas import Replica, Replicas
 from geoserver.settings import Settings
-from layers.errors import Busy, DatabaseUnavailable, TooExpensive
+from layers.errors import Busy, DatabaseUnavailable, TooExpensive, is_connection_failure
 from layers.priority import lower_backend_priority
 from layers.sqlcompose import Slot, render
 
@@ -34,8 +34,6 @@ log = logging.getLogger("geoserver.database")
 PROBE_EVERY_S = 0.2
 PROBE_TIMEOUT_S = 1.0
 OUTAGE_RETRY_AFTER_S = 1
-# SQLSTATEs of a connection that is gone or going: connection exceptions, and the server shutting down or starting.
-_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 
 
 class Workload(StrEnum):
@@ -122,14 +120,6 @@ def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncC
             "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
         },
     )
-
-
-def is_connection_failure(exc: BaseException) -> bool:
-    """True for errors that mean the connection or the server is gone, not that one statement failed."""
-    if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, psycopg.errors.QueryCanceled):
-        return False
-    state = exc.sqlstate
-    return state is None or state.startswith(_CONNECTION_STATES)
 
 
 @dataclass

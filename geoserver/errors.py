@@ -13,7 +13,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive, Scope, Send
 
 from geoserver.asgi import HttpMiddleware
-from geoserver.database import is_connection_failure
 from layers.errors import (
     Busy,
     ClusterError,
@@ -33,6 +32,7 @@ from layers.errors import (
     TooExpensive,
     TooLarge,
     Unauthorized,
+    is_connection_failure,
 )
 
 log = logging.getLogger("geoserver.errors")

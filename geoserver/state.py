@@ -19,7 +19,7 @@ from psycopg import sql
 from starlette.types import Scope
 
 from geoserver.clients import HeavySlots, Network, client_address
-from geoserver.database import Database, Workload, is_connection_failure, warn_if_over_budget
+from geoserver.database import Database, Workload, warn_if_over_budget
 from geoserver.replicas import current_lsn
 from geoserver.settings import Settings
 from geoserver.sharedcache import CATALOGUE_KEY, Purger, edit_keys, layer_key
@@ -27,7 +27,7 @@ from geoserver.ticker import Ticker
 from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.edits import feed
-from layers.errors import DatabaseUnavailable, GeoServerError
+from layers.errors import DatabaseUnavailable, GeoServerError, is_connection_failure
 from layers.open311.catalogue import SERVICES_MANIFEST, ServiceCatalogue, load_catalogue
 from layers.queries.cursor import CursorSigner
 from layers.queries.download_files import DownloadStore

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 
 class GeoServerError(Exception):
     """Base of every error the server raises on purpose. Its message is safe to show a client."""
@@ -142,3 +144,15 @@ class ClusterError(GeoServerError):
     """The embedded PostgreSQL cluster could not be initialised, started or stopped."""
 
     code = "cluster_error"
+
+
+# SQLSTATEs of a connection that is gone or going: connection exceptions, and the server shutting down or starting.
+_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True for errors that mean the connection or the server is gone, not that one statement failed."""
+    if not isinstance(exc, psycopg.OperationalError) or isinstance(exc, psycopg.errors.QueryCanceled):
+        return False
+    state = exc.sqlstate
+    return state is None or state.startswith(_CONNECTION_STATES)

@@ -17,7 +17,15 @@ from layers.catalogue.journal import announce, audit
 from layers.catalogue.manifest import LayerManifest, city_manifest_dir
 from layers.catalogue.models import CATALOG_SCHEMA, LAYER_SCHEMA, LAYERS_TABLE
 from layers.catalogue.records import MANAGED
-from layers.errors import GeoServerError, IngestError, InvalidParameter, ManifestError, TooLarge
+from layers.errors import (
+    DatabaseUnavailable,
+    GeoServerError,
+    IngestError,
+    InvalidParameter,
+    ManifestError,
+    TooLarge,
+    is_connection_failure,
+)
 from layers.sqlcompose import Slot, render
 
 if TYPE_CHECKING:  # the ingest stack (GDAL, geopandas) is imported only where a load actually runs
@@ -88,8 +96,9 @@ log = logging.getLogger("geoserver.ingest")
 JobProgress = Callable[[str, str, int, int], None]  # layer id, stage, done, total
 # Errors a child reports keep their kind, so an upload's 413 or 400 stays one; anything else is an IngestError.
 _KINDS: dict[str, type[GeoServerError]] = {
-    k.__name__: k for k in (IngestError, InvalidParameter, TooLarge, ManifestError)
+    k.__name__: k for k in (IngestError, InvalidParameter, TooLarge, ManifestError, DatabaseUnavailable)
 }
+RETRY_AFTER_S = 5  # when the database went away during a load
 
 
 def _run(job: Job, database_url: str, data_dir: Path | None, report: Progress) -> LoadResult:
@@ -121,6 +130,10 @@ def _child(out: Any, database_url: str, jobs: list[Job], data_dir: Path | None) 
             out.put(("error", (type(exc).__name__, exc.message, exc.parameter, layer, None)))
             return
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises a clean error
+            if is_connection_failure(exc):  # the database went away (a restart): nothing was published, retry
+                message = "the database became unavailable during the load; nothing was published: retry shortly"
+                out.put(("error", ("DatabaseUnavailable", message, None, layer, None)))
+                return
             detail = f"{exc.__class__.__name__}: {str(exc)[:300]}"
             if job.upload is None:  # City staff at the command line: the detail helps
                 message, logged = f"unexpected {detail} (while loading)", None
@@ -184,6 +197,8 @@ def _error(
     kept from the answer is logged here, through the server's logging (the child has none of its own)."""
     if logged is not None:
         log.warning("an upload to %s failed: %s", layer, logged)
+    if kind == DatabaseUnavailable.__name__:
+        return DatabaseUnavailable(f"{layer}: {message}" if named else message, retry_after_s=RETRY_AFTER_S)
     return _KINDS.get(kind, IngestError)(f"{layer}: {message}" if named else message, parameter=parameter)
 
 
