@@ -20,7 +20,7 @@ from geoserver import params
 from geoserver.auth import PrincipalDep, SignedInDep, StaffDep
 from geoserver.database import Workload
 from geoserver.media import GEOJSON
-from geoserver.responses import PRIVATE, HeldStream, base_url, json_response
+from geoserver.responses import PRIVATE, HeldStream, base_url, json_response, negotiate
 from geoserver.routes.collections import collection_url
 from geoserver.routes.edits import _fid, editable_layer, stored, who
 from geoserver.state import StateDep
@@ -38,10 +38,7 @@ MAX_AUDIT = 1_000
 
 def _no_parameters(request: Request) -> None:
     """These answers are JSON and take no other query parameter: one sent is a mistake to report, not to ignore."""
-    values = params.single_values(request.query_params.multi_items())
-    params.check_known(values, ("f",))
-    if values.get("f", "json") != "json":
-        raise InvalidParameter("f: these answers are JSON only (f=json)", parameter="f")
+    negotiate(request, allowed=("f",), html=False)
 
 
 def _may_see_who(principal: Principal, layer: Layer) -> bool:

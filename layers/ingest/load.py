@@ -39,7 +39,6 @@ from layers.ingest.register import (
     install_change_triggers,
     lock_layer,
     publish_rows,
-    refuse_to_replace_api_writes,
 )
 from layers.ingest.search_index import index_searchable
 from layers.sqlcompose import render
@@ -93,8 +92,8 @@ def load_frame(
     replace_edits: bool = True,
 ) -> LoadResult:
     """Store prepared rows as the layer's new version, atomically (see the module's docstring); without
-    `replace_edits`, refused (before the rows are copied, and again at the swap) when features of the layer were
-    written through the API since its last load."""
+    `replace_edits`, refused at the swap when features of the layer were written through the API since its last load
+    (the command line asks before any work)."""
     frame = rows.frame
     gtype = geometry_type(frame, manifest.geometry_type)
     promote_to_multi(frame, gtype)
@@ -104,8 +103,6 @@ def load_frame(
     staging = f"load_{secrets.token_hex(8)}"
     with psycopg.connect(database_url) as conn, conn.transaction():
         lock_layer(conn, manifest.id)
-        if not replace_edits:
-            refuse_to_replace_api_writes(conn, manifest.id)  # at once, not after the copy
         table = sql.Identifier(LAYER_SCHEMA, staging)
         # The table is made with its final types and its generated EPSG:3857 column: COPY writes every row once.
         _create_table(conn, table, columns, types, gtype)
