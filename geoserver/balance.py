@@ -3,8 +3,9 @@
 Each worker listens on a socket of its own and the kernel hands it new connections by a hash of their addresses
 (geoserver/workers.py), so a handful of long-lived connections (a proxy's pool, an app's keep-alive, a benchmark)
 often split unevenly: with 16 connections on 2 workers, 8/8 about two times in five, 10/6 or worse otherwise. The
-busier worker then answers each of its connections less often: measured with `scripts/bench/edits`, p99 was 48.6 ms
-at 8/8 against 72.6 ms at 11/5 and 88.9 ms at 10/6.
+busier worker then answers each of its connections less often while the other has room. Measured with
+`scripts/bench/edits` (2026-11-27): before, splits of 8/8, 11/5 and 10/6 gave a p99 of 48.6, 72.6 and 88.9 ms; after,
+8/8 in three runs of three, p99 53.5, 77.3 and 52.1 ms: an uneven split is one cause of slow answers, not the only one.
 
 The workers count their open connections in a small table they share (one slot per worker process: its pid, its
 count). At the start of each request, a worker holding more than its share of all open connections (rounded up)
