@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote_plus, urlencode
 
 import orjson
 from fastapi import Request, Response
@@ -74,15 +75,13 @@ def base_url(request: Request) -> str:
 
 
 def url_with(request: Request, **changes: str | int | None) -> str:
-    """This request's URL with some parameters set (or removed, for None)."""
-    params = dict(request.query_params.multi_items())
-    for name, value in changes.items():
-        key = name.replace("_", "-")
-        if value is None:
-            params.pop(key, None)
-        else:
-            params[key] = str(value)
-    return str(request.url.replace_query_params(**params))
+    """This request's URL with some parameters set (or removed, for None): the other parameters kept as sent, in
+    their order, and the ones set appended (a next link on every near-me page: no parse and re-encoding of all)."""
+    url = request.url
+    names = {name.replace("_", "-") for name in changes}
+    kept = [part for part in url.query.split("&") if part and unquote_plus(part.partition("=")[0]) not in names]
+    added = urlencode({name.replace("_", "-"): str(v) for name, v in changes.items() if v is not None})
+    return str(url.replace(query="&".join([*kept, added] if added else kept)))
 
 
 def link(href: str, rel: str, media_type: str | None = None, title: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from geoserver import params
 from geoserver.auth import PrincipalDep
 from geoserver.media import GEOJSON
-from geoserver.responses import PRIVATE
+from geoserver.responses import PRIVATE, url_with
 from geoserver.state import StateDep
 from layers.errors import InvalidParameter, LayerNotFound
 from layers.limits import (
@@ -104,8 +104,7 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if page.next_key is not None:
         token = state.cursors.encode(page.next_key, bound_to)
-        href = request.url.include_query_params(at=iso(q.at), cursor=token)
-        links.append({"rel": "next", "href": str(href), "type": GEOJSON})
+        links.append({"rel": "next", "href": url_with(request, at=iso(q.at), cursor=token), "type": GEOJSON})
     body = {
         "type": "FeatureCollection",
         "features": [_feature(hit) for hit in page.hits],

