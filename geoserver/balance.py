@@ -10,8 +10,10 @@ busier worker then answers each of its connections less often while the other ha
 The workers count their open connections in a small table they share (one slot per worker process: its pid, its
 count). At the start of each request, a worker holding more than its share of all open connections (rounded up)
 answers that request with `Connection: close`, as HTTP allows at any time; the client opens a new connection,
-which the kernel hands to a worker by the new connection's hash. One connection at a time is let go per excess, so
-the counts settle within a few requests. A single worker (no table) never closes a connection for this.
+which the kernel hands to a worker by the new connection's hash. One connection is let go per excess, at most one
+every `LET_GO_EVERY_S`, so the counts settle within a second, and a worker whose share is held by connections that
+send no more requests (live change streams) costs the others at most that many reconnections. A single worker (no
+table) never closes a connection for this.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import time
 from typing import Any
 
 _PID, _COUNT = 0, 1
+LET_GO_EVERY_S = 0.05
 
 
 class ConnectionShares:
@@ -35,13 +39,14 @@ class ConnectionShares:
         self._slot = -1  # this process's slot, once it has joined
         self._open = 0  # this worker's open connections
         self._closing = 0  # connections told to close that are still open
+        self._next_let_go = 0.0  # time.monotonic() before which none is let go
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_lock": self._lock, "_table": self._table}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._lock, self._table = state["_lock"], state["_table"]
-        self._slot, self._open, self._closing = -1, 0, 0
+        self._slot, self._open, self._closing, self._next_let_go = -1, 0, 0, 0.0
 
     def join(self) -> bool:
         """Take a free slot (or a dead worker's) for this process; False when none is left (no balancing then)."""
@@ -73,6 +78,9 @@ class ConnectionShares:
         keeping = self._open - self._closing
         if self._slot < 0 or keeping <= 1:
             return False
+        now = time.monotonic()
+        if now < self._next_let_go:
+            return False
         table = self._table
         workers = total = 0
         for slot in range(len(table) // 2):
@@ -82,6 +90,7 @@ class ConnectionShares:
         if workers < 2 or keeping <= math.ceil(total / workers):
             return False
         self._closing += 1
+        self._next_let_go = now + LET_GO_EVERY_S
         return True
 
     def _publish(self) -> None:

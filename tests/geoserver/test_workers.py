@@ -14,6 +14,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from geoserver import balance
 from tests.support.cluster import make_shared_dir
 from tests.support.servers import ServerProcess, free_port
 
@@ -124,7 +127,7 @@ def test_uneven_connections_are_evened_out(database_url: str) -> None:
         connections = _uneven_connections(pid, server.port)
         let_go = 0
         try:
-            for _ in range(100):  # each round: one request on every connection, reopened when the server closed it
+            for _ in range(400):  # each round: one request on every connection, reopened when the server closed it
                 for conn in connections:
                     conn.request("GET", "/health")
                     response = conn.getresponse()
@@ -158,3 +161,25 @@ def test_a_busy_port_fails_naming_the_address(database_url: str) -> None:
         )  # fmt: skip
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stdout + done.stderr
+
+
+def test_a_worker_lets_go_of_its_excess_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(balance.time, "monotonic", lambda: clock[0])
+    shares = balance.ConnectionShares(2)
+    assert shares.join()
+    for _ in range(12):
+        shares.opened()
+    assert not shares.should_let_go()  # alone in the table: nothing to even out
+    other = os.getppid()  # a live process standing in for the second worker, holding 4 connections
+    shares._table[2], shares._table[3] = other, 4  # noqa: SLF001 - the slot a second worker would have taken
+    let_go = 0
+    for _ in range(20):
+        if shares.should_let_go():
+            let_go += 1
+        assert not shares.should_let_go()  # at most one per LET_GO_EVERY_S
+        clock[0] += balance.LET_GO_EVERY_S
+    assert let_go == 4  # 12 - 4 let go leaves 8, the share of 16 over two workers
+    shares.closed(told_to=True)
+    shares.closed(told_to=False)
+    assert not shares.should_let_go()  # 10 open, 3 of them still closing: 7 kept, under the share of 14
