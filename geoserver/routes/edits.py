@@ -96,7 +96,7 @@ async def create(collection_id: str, request: Request, state: StateDep, principa
     writer = who(request, principal)
     single = not (isinstance(body, dict) and body.get("type") == "FeatureCollection")
     async with state.db.connection(Workload.WRITES) as conn, conn.transaction():
-        written = await creates.create(conn, layer, batch, writer)
+        written = await creates.create(conn, layer, batch, writer, state.statements)
         if single:
             response = await stored(state, conn, layer, written[0].fid, request, status=201)
             response.headers["X-Request-Id"] = writer.request_id

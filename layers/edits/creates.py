@@ -20,7 +20,7 @@ from layers.edits.schema import CheckedFeature, editable, id_kind
 from layers.edits.writes import LATEST_VERSION, Who, Written, lock_new_features, row_attributes
 from layers.errors import Conflict, InvalidParameter
 from layers.queries.features import ROW_ETAG
-from layers.sqlcompose import Slot, render
+from layers.sqlcompose import Slot, StatementCache, render
 
 _SQL_TYPES = {
     "integer": "bigint",
@@ -40,18 +40,30 @@ def generates_ids(layer: Layer) -> bool:
     return layer.id_column == "fid" and id_kind(layer) == "integer"
 
 
-async def create(conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature], who: Who) -> list[Written]:
+async def create(
+    conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature], who: Who, statements: StatementCache
+) -> list[Written]:
     """Store new features (all or none), each in history (version 1, or the next version of a deleted feature whose
-    id it is given) and as a change in the feed."""
+    id it is given) and as a change in the feed. Statements are composed once per layer version and set of fields
+    (`statements` keeps them)."""
     # New ids (and the check that given ones are free) must not race another batch on the same layer.
     await lock_new_features(conn, layer)
-    ids = await _new_ids(conn, layer, features)
-    names = [n for n in editable(layer) if any(n in f.properties for f in features)]
+    ids = await _new_ids(conn, layer, features, statements)
+    names = tuple(n for n in editable(layer) if any(n in f.properties for f in features))
     rows = [
         {_N: n, layer.id_column: fid, **{k: _json(f.properties.get(k)) for k in names}, _WKB: f.geometry.hex()}
         for n, (fid, f) in enumerate(zip(ids, features, strict=True))
         if f.geometry is not None
     ]
+    text = statements.get(("edits.create", layer.id, layer.version, names), lambda: _insert(layer, names))
+    values = {"rows": json.dumps(rows), "layer": layer.id, "actor": who.actor, "request": who.request_id}
+    found = await (await conn.execute(text, values)).fetchall()
+    await conn.execute(*who.audit(layer, "feature.create", features=len(found)))
+    return [Written(json.loads(fid), int(version), f'"{etag}"', int(change)) for fid, etag, change, version in found]
+
+
+def _insert(layer: Layer, names: tuple[str, ...]) -> bytes:
+    """The batch insert for features that set `names` (the rest of the public fields stay NULL)."""
     recordset = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
         for c, t in [
@@ -65,44 +77,44 @@ async def create(conn: AsyncConnection[Any], layer: Layer, features: list[Checke
     g = sql.Identifier(layer.geometry_column)
     # A feature is version 1, unless its id had versions before (a deleted feature's id, given again): then it
     # continues that history.
-    statement = sql.SQL(
-        "WITH input AS (SELECT * FROM jsonb_to_recordset({rows}::jsonb) AS x({recordset})), "
-        "new AS (INSERT INTO {table} AS t ({columns}, {g}) "
-        "SELECT {columns}, ST_GeomFromWKB(decode({wkb}, 'hex'), 4326) FROM input ORDER BY {n} RETURNING t.*), "
-        "v AS (SELECT new.{id} AS gs_id, {latest}({layer}, to_jsonb(new.{id})::text) + 1 AS gs_version FROM new), "
-        "h AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, actor, request_id) "
-        "SELECT {layer}, to_jsonb(new.{id})::text, v.gs_version, 'create', {attributes}, new.{g}, {actor}, {request} "
-        "FROM new JOIN v ON v.gs_id = new.{id}), "
-        "c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox) SELECT {layer}, to_jsonb(new.{id})::text, "
-        "'create', v.gs_version, json_build_array(ST_XMin(new.{g}), ST_YMin(new.{g}), ST_XMax(new.{g}), "
-        "ST_YMax(new.{g})) FROM new JOIN v ON v.gs_id = new.{id} RETURNING fid, version, id) "
-        "SELECT to_jsonb(t.{id})::text, {etag}, c.id, c.version FROM new AS t "
-        "JOIN c ON c.fid = to_jsonb(t.{id})::text ORDER BY c.id"
-    ).format(
-        rows=Slot("rows"),
-        recordset=recordset,
-        table=layer.table,
-        columns=sql.SQL(", ").join(columns),
-        g=g,
-        wkb=sql.Identifier(_WKB),
-        n=sql.Identifier(_N),
-        history=HISTORY_TABLE,
-        layer=Slot("layer"),
-        id=sql.Identifier(layer.id_column),
-        attributes=row_attributes(layer, "new"),
-        latest=LATEST_VERSION,
-        actor=Slot("actor"),
-        request=Slot("request"),
-        changes=CHANGES_TABLE,
-        etag=ROW_ETAG,
+    return render(
+        sql.SQL(
+            "WITH input AS (SELECT * FROM jsonb_to_recordset({rows}::jsonb) AS x({recordset})), "
+            "new AS (INSERT INTO {table} AS t ({columns}, {g}) "
+            "SELECT {columns}, ST_GeomFromWKB(decode({wkb}, 'hex'), 4326) FROM input ORDER BY {n} RETURNING t.*), "
+            "v AS (SELECT new.{id} AS gs_id, {latest}({layer}, to_jsonb(new.{id})::text) + 1 AS gs_version FROM new), "
+            "h AS (INSERT INTO {history} (layer_id, fid, version, op, attributes, geom, actor, request_id) "
+            "SELECT {layer}, to_jsonb(new.{id})::text, v.gs_version, 'create', {attributes}, new.{g}, {actor}, "
+            "{request} FROM new JOIN v ON v.gs_id = new.{id}), "
+            "c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox) SELECT {layer}, to_jsonb(new.{id})::text, "
+            "'create', v.gs_version, json_build_array(ST_XMin(new.{g}), ST_YMin(new.{g}), ST_XMax(new.{g}), "
+            "ST_YMax(new.{g})) FROM new JOIN v ON v.gs_id = new.{id} RETURNING fid, version, id) "
+            "SELECT to_jsonb(t.{id})::text, {etag}, c.id, c.version FROM new AS t "
+            "JOIN c ON c.fid = to_jsonb(t.{id})::text ORDER BY c.id"
+        ).format(
+            rows=Slot("rows"),
+            recordset=recordset,
+            table=layer.table,
+            columns=sql.SQL(", ").join(columns),
+            g=g,
+            wkb=sql.Identifier(_WKB),
+            n=sql.Identifier(_N),
+            history=HISTORY_TABLE,
+            layer=Slot("layer"),
+            id=sql.Identifier(layer.id_column),
+            attributes=row_attributes(layer, "new"),
+            latest=LATEST_VERSION,
+            actor=Slot("actor"),
+            request=Slot("request"),
+            changes=CHANGES_TABLE,
+            etag=ROW_ETAG,
+        )
     )
-    values = {"rows": json.dumps(rows), "layer": layer.id, "actor": who.actor, "request": who.request_id}
-    found = await (await conn.execute(render(statement), values)).fetchall()
-    await conn.execute(*who.audit(layer, "feature.create", features=len(found)))
-    return [Written(json.loads(fid), int(version), f'"{etag}"', int(change)) for fid, etag, change, version in found]
 
 
-async def _new_ids(conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature]) -> list[Any]:
+async def _new_ids(
+    conn: AsyncConnection[Any], layer: Layer, features: list[CheckedFeature], statements: StatementCache
+) -> list[Any]:
     """The batch's ids: numbered after the largest, or as given (each present, distinct and free)."""
     id_column = sql.Identifier(layer.id_column)
     if generates_ids(layer):
@@ -111,7 +123,8 @@ async def _new_ids(conn: AsyncConnection[Any], layer: Layer, features: list[Chec
             "SELECT greatest((SELECT max({id}) FROM {table}), "
             "(SELECT max(fid::bigint) FROM {history} WHERE layer_id = {layer} AND deleted), 0)"
         ).format(id=id_column, table=layer.table, history=HISTORY_TABLE, layer=Slot("layer"))
-        row = await (await conn.execute(render(statement), {"layer": layer.id})).fetchone()
+        text = statements.get(("edits.next_id", layer.id, layer.version), lambda: render(statement))
+        row = await (await conn.execute(text, {"layer": layer.id})).fetchone()
         start = int(row[0]) if row else 0
         return list(range(start + 1, start + 1 + len(features)))
     ids = [f.fid for f in features]
