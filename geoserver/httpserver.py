@@ -8,13 +8,10 @@ them into memory without limit), a 400 for what the parser cannot read (its own 
 
 from __future__ import annotations
 
-import asyncio
-
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from geoserver.balance import worker_shares
 from geoserver.errors import error_response
 
 MAX_URL_BYTES = 56 * 1024  # room for the longest CQL2 filter (16 KiB), percent-encoded
@@ -51,19 +48,6 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     _raw_bytes = 0  # received while the head is not complete (bounds memory while a huge header arrives)
     _in_head = True
     _refused = False
-    _let_go = False  # closed after the current answer, to even the workers' shares (geoserver/balance.py)
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        shares = worker_shares()
-        if shares is not None:
-            shares.opened()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        shares = worker_shares()
-        if shares is not None:
-            shares.closed(self._let_go)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -80,12 +64,6 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
-        shares = worker_shares()
-        cycle = self.cycle
-        if shares is not None and cycle is not None and cycle.keep_alive and not self._let_go:
-            if shares.should_let_go():
-                cycle.keep_alive = False  # the answer says `connection: close`, and the connection then closes
-                self._let_go = True
 
     def _count(self, size: int) -> None:
         self._head_bytes += size

@@ -26,8 +26,6 @@ from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from geoserver import balance
-from geoserver.balance import ConnectionShares
 from layers.errors import GeoServerError
 
 log = logging.getLogger("geoserver.workers")
@@ -58,21 +56,13 @@ def bind_reusing_port(host: str, port: int) -> socket.socket:
 
 class SocketInWorker:
     """What the supervisor hands each worker instead of a socket: unpickled in the worker, a socket of its own,
-    bound (uvicorn listens on it once the worker's app has started), and the worker's place in the table of
-    connection shares (geoserver/balance.py)."""
+    bound (uvicorn listens on it once the worker's app has started)."""
 
-    def __init__(self, host: str, port: int, shares: ConnectionShares) -> None:
-        self.host, self.port, self.shares = host, port, shares
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int, ConnectionShares]]:
-        return worker_socket, (self.host, self.port, self.shares)
-
-
-def worker_socket(host: str, port: int, shares: ConnectionShares) -> socket.socket:
-    """In a worker as it starts: its own socket, and its connections counted in the shared table."""
-    sock = bind_reusing_port(host, port)
-    balance.join(shares)
-    return sock
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return bind_reusing_port, (self.host, self.port)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -90,5 +80,5 @@ def run_workers(factory: str, workers: int, options: dict[str, Any]) -> None:
     listening on a socket of its own; `options` are uvicorn's."""
     config = Config(factory, factory=True, workers=workers, **options)
     check_port_free(config.host, config.port)
-    own = SocketInWorker(config.host, config.port, ConnectionShares(workers))
+    own = SocketInWorker(config.host, config.port)
     Multiprocess(config, sockets=cast(list[socket.socket], [own])).run()
