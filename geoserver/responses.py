@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus, urlencode
+from urllib.parse import unquote, urlencode
 
 import orjson
 from fastapi import Request, Response
@@ -74,14 +75,21 @@ def base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+# A query string every character of which may stand in a URI's query as it is (RFC 3986), with no space written as
+# `+` and every `%` starting an escape: such a query is kept as sent. Any other is parsed and encoded again.
+_PLAIN_QUERY = re.compile(r"(?:[A-Za-z0-9\-._~!$'()*,;=:@/?&]|%[0-9A-Fa-f]{2})*")
+
+
 def url_with(request: Request, **changes: str | int | None) -> str:
-    """This request's URL with some parameters set (or removed, for None): the other parameters kept as sent, in
-    their order, and the ones set appended (a next link on every near-me page: no parse and re-encoding of all)."""
+    """This request's URL with some parameters set (or removed, for None), the others kept in their order."""
     url = request.url
     names = {name.replace("_", "-") for name in changes}
-    kept = [part for part in url.query.split("&") if part and unquote_plus(part.partition("=")[0]) not in names]
     added = urlencode({name.replace("_", "-"): str(v) for name, v in changes.items() if v is not None})
-    return str(url.replace(query="&".join([*kept, added] if added else kept)))
+    if _PLAIN_QUERY.fullmatch(url.query):  # the usual case (a next link on every near-me page): no re-encoding
+        kept = [part for part in url.query.split("&") if part and unquote(part.partition("=")[0]) not in names]
+        return str(url.replace(query="&".join([*kept, added] if added else kept)))
+    kept_params = urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in names])
+    return str(url.replace(query="&".join(part for part in (kept_params, added) if part)))
 
 
 def link(href: str, rel: str, media_type: str | None = None, title: str | None = None, **extra: Any) -> dict[str, Any]:

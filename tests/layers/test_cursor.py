@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from layers.errors import InvalidParameter
-from layers.queries.cursor import CursorKey, CursorSigner
+from layers.queries.cursor import CursorKey, CursorSigner, fingerprint
 from layers.queries.nearby import NearbyQuery, search_fingerprint
 
 AT = datetime(2026, 7, 15, 18, 0, tzinfo=UTC)
@@ -42,3 +42,10 @@ def test_a_cursor_never_carries_a_value_the_database_could_misread() -> None:
         cursor = signer.encode(CursorKey(1.0, "facilities", ident), "bound")
         with pytest.raises(InvalidParameter):
             signer.decode(cursor, "bound")
+
+
+def test_fingerprints_stay_the_same_so_next_links_outlive_a_new_version() -> None:
+    # Next links handed out before an upgrade must still work after it (and between instances of two versions).
+    near_me = [-114.07, 51.05, None, ["facilities"], [], False, "2026-07-15T18:00:00+00:00"]
+    assert fingerprint(near_me) == "282cb2aec0b4fb080de592d12008b60b"
+    assert fingerprint(["parcels", [("limit", "10"), ("f", "json")]]) == "6af2c415624448c8c285bc78ebcee739"
