@@ -63,7 +63,8 @@ class CancelOnDisconnect(HttpMiddleware):
 
         async def timed_send(message: Message) -> None:
             try:
-                await asyncio.wait_for(send(message), self.send_timeout_s)
+                async with asyncio.timeout(self.send_timeout_s):  # no task of its own, unlike wait_for on 3.11
+                    await send(message)
             except TimeoutError:
                 raise ClientTooSlow from None
 

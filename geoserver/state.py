@@ -124,6 +124,7 @@ class AppState:
                     # Listen first, then load and flush: nothing committed in between is missed, and whatever
                     # changed while we were not listening is no longer in any cache.
                     await self.on_change("{}")
+                    self.nearby.memory.listening(True)
                     self.feed.tick()  # subscribers look again: changes may have come while nobody listened
                     async for notice in conn.notifies():
                         if notice.channel == SETTLE_CHANNEL:
@@ -133,6 +134,7 @@ class AppState:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive any database outage
+                self.nearby.memory.listening(False)
                 log.warning("catalogue watcher lost the database (%s); retrying", exc.__class__.__name__)
                 if is_connection_failure(exc) or isinstance(exc, OSError):
                     self.db.failed(exc)
@@ -147,6 +149,7 @@ class AppState:
         change = _parse(payload)
         layer = change.get("layer")
         bbox = change.get("bbox")
+        self.nearby.memory.changed(layer if isinstance(layer, str) else None)  # stale at once, before any await
         await self._require_replay(layer if isinstance(layer, str) else None)
         if change.get("kind") == "edit" and isinstance(layer, str) and _is_bbox(bbox):
             dropped = self.tile_cache.invalidate_extent(layer, tuple(bbox))  # type: ignore[arg-type]
@@ -270,6 +273,7 @@ async def running(state: AppState) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(state.watch_catalogue(), name="catalogue-watcher"),
         asyncio.create_task(_purge_changes(state), name="change-feed-purge"),
+        asyncio.create_task(_read_point_indexes(state), name="near-me-indexes"),
     ]
     if state.db.replicas is not None:
         tasks.append(asyncio.create_task(state.db.replicas.monitor(state.database_url), name="replica-monitor"))
@@ -296,6 +300,20 @@ async def _purge_changes(state: AppState) -> None:
         except Exception as exc:  # noqa: BLE001 - the purge waits for the next hour, whatever happened
             log.info("change feed purge skipped (%s)", exc.__class__.__name__)
         await asyncio.sleep(PURGE_EVERY_S)
+
+
+async def _read_point_indexes(state: AppState) -> None:
+    """Read the points of the small point layers near me asks about into memory, one layer at a time."""
+    memory = state.nearby.memory
+    while True:
+        layer = await memory.next_wanted()
+        try:
+            async with state.db.connection(Workload.HEAVY) as conn:
+                await memory.build(conn, layer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database answers near me meanwhile; asked again later
+            log.info("near-me index of %s not read (%s)", layer.id, exc.__class__.__name__)
 
 
 async def get_state(request: Request) -> AppState:

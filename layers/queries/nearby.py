@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import orjson
 from psycopg import AsyncConnection
 
@@ -26,6 +27,7 @@ from layers.catalogue.records import Layer
 from layers.errors import InvalidParameter
 from layers.queries import hours
 from layers.queries.cursor import CursorKey, fingerprint
+from layers.queries.nearby_memory import MemoryIndexes, PointIndex, after_test, nearest
 from layers.queries.nearby_sql import Rel, distinct_sql, here_sql, search_sql
 from layers.sqlcompose import StatementCache
 
@@ -115,6 +117,7 @@ class NearbyService:
 
     def __init__(self, cache_size: int = 512) -> None:
         self._statements = StatementCache(cache_size)
+        self.memory = MemoryIndexes()  # small point layers, searched without the database when current
         self._facts: dict[tuple[str, int], _Facts] = {}
         # Per schedule text: the status, and the instants between which it holds (until its next change).
         self._statuses: dict[str, tuple[datetime, datetime, hours.Status]] = {}
@@ -148,14 +151,30 @@ class NearbyService:
         parts = tuple(
             (layer, q.radius_m is None, bool(q.categories), q.open_now, _rel(layer.id, after)) for layer in layers
         )
-        statement = self._statement(parts, q.limit + 1)
-        params: dict[str, Any] = {
-            "lon": q.lon, "lat": q.lat, "radius_m": q.radius_m, "at": q.at,
-            "categories": list(q.categories), "open_schedules": open_texts,
-            "after_d": after.distance_m if after else None, "after_id": after.id if after else None,
-        }  # fmt: skip
-        cur = await conn.execute(statement, params)
-        rows = await cur.fetchall()
+        indexes = self.memory.current(layers)
+        if indexes is not None:
+            rows = _rows_from_memory(indexes, layers, q, frozenset(open_texts))
+        else:
+            statement = self._statement(parts, q.limit + 1)
+            params: dict[str, Any] = {
+                "lon": q.lon, "lat": q.lat, "radius_m": q.radius_m, "at": q.at,
+                "categories": list(q.categories), "open_schedules": open_texts,
+                "after_d": after.distance_m if after else None, "after_id": after.id if after else None,
+            }  # fmt: skip
+            rows = await (await conn.execute(statement, params)).fetchall()
+        return self._page(rows, layers, q)
+
+    def search_in_memory(self, layers: Sequence[Layer], q: NearbyQuery) -> Page | None:
+        """The page without the database, when every layer's index is current and no filter needs the layers'
+        facts; None otherwise (then `search`)."""
+        if q.categories or q.open_now or not layers:
+            return None
+        indexes = self.memory.current(layers)
+        if indexes is None:
+            return None
+        return self._page(_rows_from_memory(indexes, layers, q, frozenset()), layers, q)
+
+    def _page(self, rows: Sequence[tuple[Any, ...]], layers: Sequence[Layer], q: NearbyQuery) -> Page:
         hits = sorted((self._hit(row, layers, q.at) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
         more = len(hits) > q.limit
         hits = hits[: q.limit]
@@ -271,6 +290,44 @@ def search_fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
     return fingerprint(
         [q.lon, q.lat, q.radius_m, sorted(layer_ids), sorted(q.categories), q.open_now, q.at.isoformat()]
     )
+
+
+def _rows_from_memory(
+    indexes: Sequence[PointIndex], layers: Sequence[Layer], q: NearbyQuery, open_texts: frozenset[str]
+) -> list[tuple[Any, ...]]:
+    """The rows the search statement would give (`lim` per layer), from the layers' indexes."""
+    rows: list[tuple[Any, ...]] = []
+    categories = frozenset(q.categories)
+    for branch, (layer, index) in enumerate(zip(layers, indexes, strict=True)):
+        after = after_test(_rel(layer.id, q.after), q.after.distance_m, q.after.id) if q.after else None
+        accept = _acceptor(index, categories, open_texts if q.open_now else None)
+        for distance, _, i, azimuth in nearest(
+            index, q.lon, q.lat, q.limit + 1, radius_m=q.radius_m, accept=accept, after=after
+        ):
+            rows.append((branch, index.ids_json[i], distance, azimuth, index.geometries[i], index.properties[i], None,
+                         index.has_hours, index.schedules[i]))  # fmt: skip
+    return rows
+
+
+def _acceptor(
+    index: PointIndex, categories: frozenset[str], open_texts: frozenset[str] | None
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The filter of the statement's WHERE (categories, open now) over positions in the index; None for none."""
+    if not categories and open_texts is None:
+        return None
+
+    def accept(found: np.ndarray) -> np.ndarray:
+        return np.fromiter(
+            (
+                (not categories or index.categories[i] in categories)
+                and (open_texts is None or index.schedules[i] in open_texts)
+                for i in found.tolist()
+            ),
+            dtype=bool,
+            count=len(found),
+        )
+
+    return accept
 
 
 def _tuple(values: frozenset[str] | None) -> tuple[str, ...] | None:

@@ -7,6 +7,7 @@ is the same for every hit with the same status, so it is encoded once per status
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -20,13 +21,13 @@ if TYPE_CHECKING:
 
 # Keys the search adds to a hit's properties; a public field of the same name is replaced, as a dict would.
 ADDED = ("layer", "distance_m", "bearing_deg", "open_now", "opens_at", "closes_at", "happening_now")
-_ADDED_KEYS = tuple(orjson.dumps(name) + b":" for name in ADDED)
+_ADDED_KEY = re.compile(b"|".join(re.escape(orjson.dumps(name) + b":") for name in ADDED))
 
 
 def feature(hit: Hit) -> bytes:
     """The hit as a GeoJSON feature: public fields, then what the search adds."""
     props = hit.properties_json.encode()
-    if any(key in props for key in _ADDED_KEYS):  # rare: rebuild through a dict so no key appears twice
+    if _ADDED_KEY.search(props):  # rare: rebuild through a dict so no key appears twice
         return orjson.dumps(_as_dict(hit))
     added = [
         b'"layer":',

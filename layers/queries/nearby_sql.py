@@ -41,7 +41,7 @@ def _col(name: str) -> sql.Composed:
     return sql.SQL("t.{}").format(sql.Identifier(name))
 
 
-def _properties(layer: Layer, alias: str | None = None) -> sql.Composable:
+def properties_json(layer: Layer, alias: str | None = None) -> sql.Composable:
     """The public fields as one JSON object, from table `t` or, with `alias`, from its columns c0, c1, ..."""
     pairs = [
         sql.SQL("{}, {}").format(sql.Literal(name), sql.SQL(f"{alias}.c{i}") if alias else _col(name))
@@ -126,7 +126,7 @@ def layer_sql(branch: int, layer: Layer, knn: bool, cats: bool, open_now: bool, 
     ).format(
         me_geog=_ME_GEOG, geom=geom, table=layer.table, radius_box=radius_box, where=where,
         after_t=_after(rel, distance, ident), me=_ME, lim=sql.Literal(lim), branch=sql.Literal(branch),
-        props=_properties(layer, "s"), has_hours=sql.Literal(hours_field is not None), id=ident, distance=distance,
+        props=properties_json(layer, "s"), has_hours=sql.Literal(hours_field is not None), id=ident, distance=distance,
         happening=happening, schedule=schedule, columns=columns, box=_box(bound), bound=bound,
         after_c=_after(rel, sql.SQL("c.m"), sql.SQL("c.k")),
     )  # fmt: skip
@@ -150,7 +150,7 @@ def here_sql(layers: Sequence[Layer]) -> bytes:
             branch=sql.Literal(branch),
             id=_col(layer.id_column),
             geom=_col(layer.geometry_column),
-            props=_properties(layer),
+            props=properties_json(layer),
             table=layer.table,
             me=_ME,
         )

@@ -323,3 +323,28 @@ def test_a_shared_cursor_secret_works_across_data_directories(
     for placeholder in ("changeme", "short"):
         with pytest.raises(ValidationError):
             Settings(cursor_secret=SecretStr(placeholder))
+
+
+def test_near_me_from_memory_shows_an_edit_in_the_writers_next_answer(client: TestClient, database_url: str) -> None:
+    state = client.app.state.geoserver  # type: ignore[attr-defined]
+    facilities = state.registry.resolve("facilities", Principal(subject="nearby-tests", is_staff=True))
+    deadline = time.monotonic() + 10
+    while not state.nearby.memory.is_current(facilities):  # a near-me request asks for the layer's points
+        assert get(client, **DOWNTOWN, layers="facilities", limit=1).status_code == 200
+        assert time.monotonic() < deadline, "the points of facilities were not read into memory"
+        time.sleep(0.05)
+    nearest = get(client, **DOWNTOWN, layers="facilities", limit=1).json()["features"][0]
+    staff = {"Authorization": f"Bearer {issue(database_url, 'gis@nearby-memory', staff=True)}"}
+    name = f"renamed {time.monotonic_ns()}"
+    edited = client.patch(
+        f"/collections/facilities/items/{nearest['id']}",
+        json={"properties": {"name": name}},
+        headers={**staff, "Content-Type": "application/merge-patch+json"},
+    )
+    assert edited.status_code == 200, edited.text
+    try:
+        again = get(client, **DOWNTOWN, layers="facilities", limit=1).json()["features"][0]
+        assert (again["id"], again["properties"]["name"]) == (nearest["id"], name)
+    finally:
+        restored = client.post(f"/collections/facilities/items/{nearest['id']}/versions/1/restore", headers=staff)
+        assert restored.status_code == 200, restored.text

@@ -1,0 +1,151 @@
+"""Near me from memory answers exactly what the database answers: the same features in the same order, the same
+geodesic distances and bearings, the same JSON, for nearest-N, radius, category and open-now searches, exact
+distance ties and cursors; and an index is never used once a notice about its layer was heard."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from layers.catalogue.registry import Registry
+from layers.catalogue.visibility import ANONYMOUS
+from layers.ingest.load import load_file
+from layers.limits import MAX_NEARBY_LAYERS
+from layers.queries.nearby import Hit, NearbyQuery, NearbyService, Page
+from layers.queries.nearby_memory import MAX_POINTS, eligible
+from tests.layers.test_nearby import AT
+from tests.support.layers import drop_layer, manifest, point, write_geojson
+
+pytestmark = pytest.mark.usefixtures("demo_city")
+SPOTS = "memory ties"
+CITY = (-114.32, 50.84, -113.86, 51.21)
+
+
+@pytest.fixture(scope="module")
+def spots(database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Points at a handful of places, several at each (exact distance ties), with a private field."""
+    rng = random.Random(7)
+    places = [(-114.0 + rng.random() / 10, 51.0 + rng.random() / 10) for _ in range(6)]
+    features: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
+        ({"name": f"spot {i}", "secret": "CANARY-MEMORY"}, point(*places[i % len(places)])) for i in range(40)
+    ]
+    path = write_geojson(Path(tmp_path_factory.mktemp("spots")) / "spots.geojson", features)
+    load_file(database_url, manifest(SPOTS, ["name"]), path)
+    yield SPOTS
+    drop_layer(database_url, SPOTS)
+
+
+def _compare(database_url: str, names: list[str], queries: list[NearbyQuery]) -> list[tuple[Page, Page]]:
+    """Each query through the database and from memory (every layer's index read first)."""
+
+    async def main() -> list[tuple[Page, Page]]:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            registry = await Registry.load(conn)
+            chosen = registry.resolve_many(names, ANONYMOUS, cap=MAX_NEARBY_LAYERS, parameter="layers")
+            database, memory = NearbyService(), NearbyService()
+            memory.memory.listening(True)
+            assert memory.memory.current(chosen) is None  # not read yet: the database answers
+            for layer in chosen:
+                await memory.memory.build(conn, layer)
+            assert memory.memory.current(chosen) is not None
+            pairs = []
+            for q in queries:
+                first = await database.search(conn, chosen, q)
+                pairs.append((first, await memory.search(conn, chosen, q)))
+                if first.next_key is not None:  # the next page, with the database's cursor, both ways
+                    after = q.after_key(first.next_key)
+                    pairs.append((await database.search(conn, chosen, after), await memory.search(conn, chosen, after)))
+            return pairs
+
+    return asyncio.run(main())
+
+
+def _same_hit(a: Hit, b: Hit) -> None:
+    assert (a.layer, a.id, a.id_json, a.geometry, a.properties_json) == (
+        b.layer,
+        b.id,
+        b.id_json,
+        b.geometry,
+        b.properties_json,
+    )
+    assert (a.has_hours, a.hours, a.happening_now) == (b.has_hours, b.hours, b.happening_now)
+    assert abs(a.distance_m - b.distance_m) < 1e-6, (a, b)
+    if a.bearing_deg is None or b.bearing_deg is None:
+        assert a.bearing_deg == b.bearing_deg
+    else:  # rounded to 0.1 from values a rounding step apart at most
+        assert min(abs(a.bearing_deg - b.bearing_deg), 360 - abs(a.bearing_deg - b.bearing_deg)) <= 0.1 + 1e-9
+
+
+def _same(pairs: list[tuple[Page, Page]]) -> None:
+    for database, memory in pairs:
+        assert [(h.layer, h.id) for h in database.hits] == [(h.layer, h.id) for h in memory.hits]
+        for a, b in zip(database.hits, memory.hits, strict=True):
+            _same_hit(a, b)
+        assert (database.next_key is None) == (memory.next_key is None)
+
+
+def _query(lon: float, lat: float, **options: Any) -> NearbyQuery:
+    fields = {"radius_m": None, "categories": (), "open_now": False, "at": AT, "limit": 10} | options
+    return NearbyQuery(lon, lat, **fields)
+
+
+def test_memory_answers_as_the_database_in_the_city_and_far_from_it(database_url: str, spots: str) -> None:
+    rng = random.Random(11)
+    x0, y0, x1, y1 = CITY
+    queries = []
+    for n in range(120):
+        lon, lat = x0 + rng.random() * (x1 - x0), y0 + rng.random() * (y1 - y0)
+        options: dict[str, Any] = {"limit": rng.choice([1, 3, 10, 40])}
+        if n % 3 == 1:
+            options["radius_m"] = rng.choice([150.0, 800.0, 2500.0])
+        queries.append(_query(lon, lat, **options))
+    # Far away, where the nearest are hundreds or thousands of kilometres off (the search widens until exact).
+    queries += [
+        _query(lon, lat, limit=5) for lon, lat in ((-100.0, 40.0), (10.0, 60.0), (179.9, -60.0), (-114.0, 89.5))
+    ]
+    _same(_compare(database_url, ["facilities", spots], queries))
+
+
+def test_memory_answers_as_the_database_for_ties_categories_and_open_now(database_url: str, spots: str) -> None:
+    rng = random.Random(5)
+    x0, y0, x1, y1 = CITY
+    queries = [_query(-113.95, 51.05, limit=3), _query(-113.95, 51.05, limit=50)]  # ties at every spot
+    for _ in range(40):
+        lon, lat = x0 + rng.random() * (x1 - x0), y0 + rng.random() * (y1 - y0)
+        queries.append(_query(lon, lat, categories=("library", "fire_station"), limit=4))
+        queries.append(_query(lon, lat, open_now=True, limit=6))
+    _same(_compare(database_url, ["facilities"], queries[2:]))
+    _same(_compare(database_url, [spots], queries[:2]))
+
+
+def test_an_index_is_not_used_once_a_notice_about_its_layer_is_heard(database_url: str) -> None:
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            registry = await Registry.load(conn)
+            layer = registry.resolve("facilities", ANONYMOUS)
+            service = NearbyService()
+            service.memory.listening(True)
+            await service.memory.build(conn, layer)
+            assert service.memory.current([layer]) is not None
+            service.memory.changed(layer.id)  # an edit of the layer
+            assert service.memory.current([layer]) is None
+            await service.memory.build(conn, layer)
+            assert service.memory.current([layer]) is not None
+            service.memory.changed(None)  # notices may have been missed
+            assert service.memory.current([layer]) is None
+            await service.memory.build(conn, layer)
+            assert service.memory.current([dataclasses.replace(layer, version=layer.version + 1)]) is None
+            service.memory.listening(False)  # the watcher lost the database
+            assert service.memory.current([layer]) is None
+            parcels = registry.resolve("parcels", ANONYMOUS)
+            assert not eligible(parcels)
+            assert not eligible(dataclasses.replace(layer, feature_count=MAX_POINTS + 1))
+
+    asyncio.run(main())
