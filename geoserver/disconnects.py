@@ -66,7 +66,7 @@ class CancelOnDisconnect(HttpMiddleware):
                 if message["type"] != "http.request" or not message.get("more_body", False):
                     body_read.set()
                 if message["type"] == "http.disconnect":
-                    left()
+                    gone.set()  # the handler has the news itself: no need to cancel the task it runs in
                 return message
             return await relayed.get()
 

@@ -115,6 +115,12 @@ class AppState:
                     autocommit=True,
                     connect_timeout=max(1, int(self.settings.connect_timeout_s)),
                     application_name=LISTENER_NAME,
+                    # A connection that died without a word (no FIN) is found within about a minute: until then
+                    # notices would be lost while caches and near-me indexes were trusted.
+                    keepalives=1,
+                    keepalives_idle=30,
+                    keepalives_interval=10,
+                    keepalives_count=3,
                 ) as conn:
                     for channel in (CHANGE_CHANNEL, SETTLE_CHANNEL):
                         await conn.execute(render(sql.SQL("LISTEN {}").format(sql.Identifier(channel))))
@@ -313,6 +319,7 @@ async def _read_point_indexes(state: AppState) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the database answers near me meanwhile; asked again later
+            memory.read_failed(layer.id)
             log.info("near-me index of %s not read (%s)", layer.id, exc.__class__.__name__)
 
 

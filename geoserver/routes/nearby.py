@@ -100,10 +100,12 @@ async def nearby(request: Request, state: StateDep, principal: PrincipalDep) -> 
     if "cursor" in values:
         q = q.after_key(state.cursors.decode(values["cursor"], bound_to))
     state.db.check()  # while the database is out, near me says so, from memory too
-    page = state.nearby.search_in_memory(chosen, q)
+    # Memory for anonymous callers only: a signed-in writer reads the primary whichever worker answers it.
+    anonymous = principal.is_anonymous
+    page = state.nearby.search_in_memory(chosen, q) if anonymous else None
     if page is None:
-        async with state.db.read([layer.id for layer in chosen], anonymous=principal.is_anonymous) as conn:
-            page = await state.nearby.search(conn, chosen, q)
+        async with state.db.read([layer.id for layer in chosen], anonymous=anonymous) as conn:
+            page = await state.nearby.search(conn, chosen, q, memory=anonymous)
     links = [{"rel": "self", "href": str(request.url), "type": GEOJSON}]
     if page.next_key is not None:
         token = state.cursors.encode(page.next_key, bound_to)
@@ -137,7 +139,7 @@ async def here(request: Request, state: StateDep, principal: PrincipalDep) -> Re
     now = datetime.now(UTC)
     visible = state.registry.visible(principal)
     async with state.db.read([layer.id for layer in visible], anonymous=principal.is_anonymous) as conn:
-        found = await state.nearby.here(conn, visible, lon, lat, now)
+        found = await state.nearby.here(conn, visible, lon, lat, now, memory=principal.is_anonymous)
     features = [
         {
             "type": "Feature",

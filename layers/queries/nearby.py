@@ -137,8 +137,12 @@ class NearbyService:
             self._statuses[text] = (at, until, found)
         return found
 
-    async def search(self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: NearbyQuery) -> Page:
-        """Features near the point across `layers`, nearest first (ties by layer, then id), one page."""
+    async def search(
+        self, conn: AsyncConnection[Any], layers: Sequence[Layer], q: NearbyQuery, *, memory: bool = True
+    ) -> Page:
+        """Features near the point across `layers`, nearest first (ties by layer, then id), one page; from the
+        layers' indexes when current and `memory` allows (anonymous callers: a signed-in writer reads the primary,
+        whichever worker answers)."""
         layers = await self._narrow(conn, layers, q)
         open_texts: list[str] = []
         if q.open_now:
@@ -151,10 +155,9 @@ class NearbyService:
         parts = tuple(
             (layer, q.radius_m is None, bool(q.categories), q.open_now, _rel(layer.id, after)) for layer in layers
         )
-        indexes = self.memory.current(layers)
-        if indexes is not None:
-            rows = _rows_from_memory(indexes, layers, q, frozenset(open_texts))
-        else:
+        indexes = self.memory.current(layers) if memory else None
+        rows = _rows_from_memory(indexes, layers, q, frozenset(open_texts)) if indexes is not None else None
+        if rows is None:
             statement = self._statement(parts, q.limit + 1)
             params: dict[str, Any] = {
                 "lon": q.lon, "lat": q.lat, "radius_m": q.radius_m, "at": q.at,
@@ -170,9 +173,8 @@ class NearbyService:
         if q.categories or q.open_now or not layers:
             return None
         indexes = self.memory.current(layers)
-        if indexes is None:
-            return None
-        return self._page(_rows_from_memory(indexes, layers, q, frozenset()), layers, q)
+        rows = _rows_from_memory(indexes, layers, q, frozenset()) if indexes is not None else None
+        return self._page(rows, layers, q) if rows is not None else None
 
     def _page(self, rows: Sequence[tuple[Any, ...]], layers: Sequence[Layer], q: NearbyQuery) -> Page:
         hits = sorted((self._hit(row, layers, q.at) for row in rows), key=lambda h: (h.distance_m, h.layer, h.id))
@@ -183,7 +185,14 @@ class NearbyService:
         return Page(hits, next_key)
 
     async def here(
-        self, conn: AsyncConnection[Any], layers: Sequence[Layer], lon: float, lat: float, at: datetime
+        self,
+        conn: AsyncConnection[Any],
+        layers: Sequence[Layer],
+        lon: float,
+        lat: float,
+        at: datetime,
+        *,
+        memory: bool = True,
     ) -> Here:
         """Boundaries of `layers` containing the point, and the facility serving it for each service-area category."""
         polygons = [
@@ -209,7 +218,7 @@ class NearbyService:
                     candidates.append(layer)
             if candidates:
                 q = NearbyQuery(lon, lat, None, (category,), False, at, 1)
-                page = await self.search(conn, candidates, q)
+                page = await self.search(conn, candidates, q, memory=memory)
                 if page.hits:
                     serving[category] = page.hits[0]
         return Here(boundaries, serving)
@@ -294,16 +303,18 @@ def search_fingerprint(q: NearbyQuery, layer_ids: Sequence[str]) -> str:
 
 def _rows_from_memory(
     indexes: Sequence[PointIndex], layers: Sequence[Layer], q: NearbyQuery, open_texts: frozenset[str]
-) -> list[tuple[Any, ...]]:
-    """The rows the search statement would give (`lim` per layer), from the layers' indexes."""
+) -> list[tuple[Any, ...]] | None:
+    """The rows the search statement would give (`lim` per layer), from the layers' indexes; None when a layer's
+    search would be too long for memory (the database answers)."""
     rows: list[tuple[Any, ...]] = []
     categories = frozenset(q.categories)
     for branch, (layer, index) in enumerate(zip(layers, indexes, strict=True)):
         after = after_test(_rel(layer.id, q.after), q.after.distance_m, q.after.id) if q.after else None
         accept = _acceptor(index, categories, open_texts if q.open_now else None)
-        for distance, _, i, azimuth in nearest(
-            index, q.lon, q.lat, q.limit + 1, radius_m=q.radius_m, accept=accept, after=after
-        ):
+        found = nearest(index, q.lon, q.lat, q.limit + 1, radius_m=q.radius_m, accept=accept, after=after)
+        if found is None:
+            return None
+        for distance, _, i, azimuth in found:
             rows.append((branch, index.ids_json[i], distance, azimuth, index.geometries[i], index.properties[i], None,
                          index.has_hours, index.schedules[i]))  # fmt: skip
     return rows

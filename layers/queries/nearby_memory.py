@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,13 +47,24 @@ _A, _RF = 6_378_137.0, 298.257223563
 # cursors compare exactly (5,000 pairs checked, in the City and across the globe).
 _GEOD = Geod(a=_A, f=(_A - _A * (1 - 1 / _RF)) / _A)
 _FIRST_TAKE = 16
+MAX_TAKE = 4096  # points measured per search at most (a few milliseconds)
+_MARGIN_M = 1e-6
 _ROUNDING = 1e8
 
 
 def eligible(layer: Layer) -> bool:
     """A layer searched from memory when its index is current: points only, not too many, not events (whose
-    `happening now` and end times the statement works out)."""
-    return layer.geometry_type == "Point" and layer.feature_count <= MAX_POINTS and not is_events(layer)
+    `happening now` and end times the statement works out), integer ids (text ids tie in the database's collation),
+    and a table whose triggers announce its changes (a view announces none)."""
+    declared = next((f.kind for f in layer.fields if f.name == layer.id_column), None)
+    integer_ids = declared == "integer" or (declared is None and layer.id_column == "fid")
+    return (
+        layer.geometry_type == "Point"
+        and layer.feature_count <= MAX_POINTS
+        and layer.count_kept
+        and integer_ids
+        and not is_events(layer)
+    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,17 @@ class PointIndex:
     has_hours: bool
 
 
+# Whether the table's update trigger names this layer first among its arguments (one table published as two layers
+# announces only the last).
+_ANNOUNCED = render(
+    sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass({table}) "
+        "AND tgname = 'geoserver_announce_update' "
+        "AND position(convert_to({layer}, 'UTF8') || decode('00', 'hex') IN tgargs) = 1)"
+    ).format(table=Slot("table"), layer=Slot("layer"))
+)
+
+
 def _load_sql(layer: Layer, category: str | None, hours: str | None) -> bytes:
     g = sql.SQL("t.{}").format(sql.Identifier(layer.geometry_column))
 
@@ -81,6 +104,7 @@ def _load_sql(layer: Layer, category: str | None, hours: str | None) -> bytes:
         sql.SQL(
             "SELECT to_jsonb(t.{id})::text, ST_X({g}), ST_Y({g}), ST_AsGeoJSON({g}), ({props})::text, {cat}, {hours}, "
             "ST_GeometryType({g}) = 'ST_Point' AND NOT ST_IsEmpty({g}) AND ST_SRID({g}) = 4326 "
+            "AND ST_X({g}) BETWEEN -180 AND 180 AND ST_Y({g}) BETWEEN -90 AND 90 "
             "FROM {table} AS t WHERE {g} IS NOT NULL "
             "LIMIT {cap}"
         ).format(
@@ -100,6 +124,9 @@ async def load(conn: AsyncConnection[Any], layer: Layer) -> PointIndex | None:
 
     The rows are turned into an index in a thread: tens of milliseconds of work that requests need not wait behind."""
     category, hours = layer.public_field(layer.category_field), layer.public_field(layer.opening_hours_field)
+    announced = await (await conn.execute(_ANNOUNCED, {"table": layer.table.as_string(), "layer": layer.id})).fetchone()
+    if not announced or not announced[0]:
+        return None  # its changes would not be heard (a view, or another layer's table)
     cur = await conn.execute(_load_sql(layer, category, hours), {"cap": MAX_POINTS + 1})
     rows = await cur.fetchall()
     if len(rows) > MAX_POINTS or not all(row[7] for row in rows):
@@ -160,20 +187,22 @@ def nearest(
     radius_m: float | None = None,
     accept: Callable[[np.ndarray], np.ndarray] | None = None,
     after: After | None = None,
-) -> list[tuple[float, Any, int, float | None]]:
+) -> list[tuple[float, Any, int, float | None]] | None:
     """The `want` nearest points (within `radius_m`, passing `accept` and the cursor), nearest first, ties by id:
-    (distance in metres, id, position in the index, azimuth in degrees or None at distance 0)."""
+    (distance in metres, id, position in the index, azimuth in degrees or None at distance 0). None when that would
+    take more than MAX_TAKE points: such a search is left to the database (its timeouts, its pools)."""
     n = len(index.ids)
     if n == 0 or want <= 0:
         return []
-    lam, phi = math.radians(lon), math.radians(lat)
-    me = (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
+    me = _unit(_as_postgis(np.array([lon])), _as_postgis(np.array([lat])))[0]
     take = min(n, max(2 * want, _FIRST_TAKE))
     while True:
         chords, found = index.tree.query(me, k=[take] if take == 1 else take)
         chosen = found[accept(found)] if accept is not None else found
-        # Every point not taken is at least `floor` metres away, geodesically.
-        floor = math.inf if take >= n else SHORTEST * SPHERE_R * 2.0 * math.asin(min(1.0, float(chords[-1]) / 2.0))
+        # Every point not taken is at least `floor` metres away, geodesically, less a margin for rounding (points at
+        # the very place of the query are 0 m away, whatever the floating point chord says).
+        arc = SPHERE_R * 2.0 * math.asin(min(1.0, float(chords[-1]) / 2.0))
+        floor = math.inf if take >= n else SHORTEST * arc - _MARGIN_M
         hits = _measured(index, lon, lat, chosen, radius_m, after)
         if (
             take >= n
@@ -182,6 +211,8 @@ def nearest(
         ):
             return hits[:want]
         take = min(n, take * 4)
+        if take > MAX_TAKE:
+            return None  # far from every point, a rare category or a deep page: the database answers
 
 
 def _measured(
@@ -208,6 +239,13 @@ def _measured(
     return hits
 
 
+def _size(index: PointIndex | None) -> int:
+    if index is None:
+        return 0
+    texts = sum(map(len, index.geometries)) + sum(map(len, index.properties)) + sum(map(len, index.ids_json))
+    return texts + _POINT_OVERHEAD_BYTES * len(index.ids)
+
+
 REBUILD_EVERY_S = 2.0  # at most one read of a layer's points every 2 s (edits may come many times a second)
 
 
@@ -216,13 +254,18 @@ class _Held:
     version: int
     heard: tuple[int, int]  # (epoch, the layer's notices) when its points were read
     index: PointIndex | None  # None: the layer holds more than points, or too many
+    size: int  # bytes, roughly: the texts held plus a fixed cost per point
+
+
+MEMORY_BUDGET_BYTES = 128 * 1024 * 1024  # per worker; the least recently searched layers go first
+_POINT_OVERHEAD_BYTES = 400  # the objects around each point's texts (measured: 11.5 MB for 20,000 facilities)
 
 
 class MemoryIndexes:
     """The indexes of one worker: which are current, which to read next (a builder task reads them: `build`)."""
 
     def __init__(self) -> None:
-        self._held: dict[str, _Held] = {}
+        self._held: OrderedDict[str, _Held] = OrderedDict()  # least recently searched first
         self._heard: dict[str, int] = {}  # notices heard per layer
         self._epoch = 0  # notices heard without a layer (changes may have been missed): every index is stale
         self._reading: set[str] = set()
@@ -258,6 +301,7 @@ class MemoryIndexes:
                 return None
             if held.index is None:
                 return None
+            self._held.move_to_end(layer.id)
             found.append(held.index)
         return found
 
@@ -281,9 +325,16 @@ class MemoryIndexes:
         heard = self._now_heard(layer.id)  # before the read: a change it misses is heard after this
         try:
             index = await load(conn, layer)
-            self._held[layer.id] = _Held(layer.version, heard, index)
+            self._held[layer.id] = _Held(layer.version, heard, index, _size(index))
+            self._held.move_to_end(layer.id)
+            while len(self._held) > 1 and sum(h.size for h in self._held.values()) > MEMORY_BUDGET_BYTES:
+                self._held.popitem(last=False)
         finally:
             self._reading.discard(layer.id)
+
+    def read_failed(self, layer_id: str) -> None:
+        """The read could not start (no connection): the layer may be asked for again."""
+        self._reading.discard(layer_id)
 
     def _now_heard(self, layer_id: str) -> tuple[int, int]:
         return self._epoch, self._heard.get(layer_id, 0)

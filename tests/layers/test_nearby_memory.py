@@ -18,6 +18,7 @@ from layers.catalogue.registry import Registry
 from layers.catalogue.visibility import ANONYMOUS
 from layers.ingest.load import load_file
 from layers.limits import MAX_NEARBY_LAYERS
+from layers.queries import nearby_memory
 from layers.queries.nearby import Hit, NearbyQuery, NearbyService, Page
 from layers.queries.nearby_memory import MAX_POINTS, eligible
 from tests.layers.test_nearby import AT
@@ -25,16 +26,16 @@ from tests.support.layers import drop_layer, manifest, point, write_geojson
 
 pytestmark = pytest.mark.usefixtures("demo_city")
 SPOTS = "memory ties"
+PLACES = [(-114.012345, 51.012345), (-114.023456, 51.034567), (-113.98765, 51.0), (-114.0, 51.05), (-113.95, 51.1),
+          (-114.05, 50.95)]  # fmt: skip
 CITY = (-114.32, 50.84, -113.86, 51.21)
 
 
 @pytest.fixture(scope="module")
 def spots(database_url: str, demo_city: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Points at a handful of places, several at each (exact distance ties), with a private field."""
-    rng = random.Random(7)
-    places = [(-114.0 + rng.random() / 10, 51.0 + rng.random() / 10) for _ in range(6)]
+    """Points at six places, 40 at each (exact distance ties, more than a first take), with a private field."""
     features: list[tuple[dict[str, Any], dict[str, Any] | None]] = [
-        ({"name": f"spot {i}", "secret": "CANARY-MEMORY"}, point(*places[i % len(places)])) for i in range(40)
+        ({"name": f"spot {i}", "secret": "CANARY-MEMORY"}, point(*PLACES[i % len(PLACES)])) for i in range(240)
     ]
     path = write_geojson(Path(tmp_path_factory.mktemp("spots")) / "spots.geojson", features)
     load_file(database_url, manifest(SPOTS, ["name"]), path)
@@ -54,11 +55,15 @@ def _compare(database_url: str, names: list[str], queries: list[NearbyQuery]) ->
             assert memory.memory.current(chosen) is None  # not read yet: the database answers
             for layer in chosen:
                 await memory.memory.build(conn, layer)
-            assert memory.memory.current(chosen) is not None
             pairs = []
             for q in queries:
+                assert memory.memory.current(chosen) is not None  # so the answer below comes from memory
                 first = await database.search(conn, chosen, q)
                 pairs.append((first, await memory.search(conn, chosen, q)))
+                if not q.categories and not q.open_now:  # the route's way: no database connection at all
+                    direct = memory.search_in_memory(chosen, q)
+                    assert direct is not None
+                    pairs.append((first, direct))
                 if first.next_key is not None:  # the next page, with the database's cursor, both ways
                     after = q.after_key(first.next_key)
                     pairs.append((await database.search(conn, chosen, after), await memory.search(conn, chosen, after)))
@@ -76,7 +81,8 @@ def _same_hit(a: Hit, b: Hit) -> None:
         b.properties_json,
     )
     assert (a.has_hours, a.hours, a.happening_now) == (b.has_hours, b.hours, b.happening_now)
-    assert abs(a.distance_m - b.distance_m) < 1e-6, (a, b)
+    assert a.distance_m == b.distance_m, (a, b)  # bit for bit: cursors compare them exactly
+    assert "CANARY-MEMORY" not in b.properties_json
     if a.bearing_deg is None or b.bearing_deg is None:
         assert a.bearing_deg == b.bearing_deg
     else:  # rounded to 0.1 from values a rounding step apart at most
@@ -88,7 +94,7 @@ def _same(pairs: list[tuple[Page, Page]]) -> None:
         assert [(h.layer, h.id) for h in database.hits] == [(h.layer, h.id) for h in memory.hits]
         for a, b in zip(database.hits, memory.hits, strict=True):
             _same_hit(a, b)
-        assert (database.next_key is None) == (memory.next_key is None)
+        assert database.next_key == memory.next_key
 
 
 def _query(lon: float, lat: float, **options: Any) -> NearbyQuery:
@@ -116,13 +122,16 @@ def test_memory_answers_as_the_database_in_the_city_and_far_from_it(database_url
 def test_memory_answers_as_the_database_for_ties_categories_and_open_now(database_url: str, spots: str) -> None:
     rng = random.Random(5)
     x0, y0, x1, y1 = CITY
-    queries = [_query(-113.95, 51.05, limit=3), _query(-113.95, 51.05, limit=50)]  # ties at every spot
+    # At each place itself (40 features 0 m away, ties broken by id) and near it.
+    queries = [_query(lon, lat, limit=limit) for lon, lat in PLACES for limit in (3, 10, 50)]
+    queries += [_query(lon + 0.0001, lat, limit=7) for lon, lat in PLACES]
     for _ in range(40):
         lon, lat = x0 + rng.random() * (x1 - x0), y0 + rng.random() * (y1 - y0)
         queries.append(_query(lon, lat, categories=("library", "fire_station"), limit=4))
         queries.append(_query(lon, lat, open_now=True, limit=6))
-    _same(_compare(database_url, ["facilities"], queries[2:]))
-    _same(_compare(database_url, [spots], queries[:2]))
+    filtered = queries[len(PLACES) * 4 :]
+    _same(_compare(database_url, ["facilities"], filtered))
+    _same(_compare(database_url, [spots], queries[: len(PLACES) * 4]))
 
 
 def test_an_index_is_not_used_once_a_notice_about_its_layer_is_heard(database_url: str) -> None:
@@ -147,5 +156,53 @@ def test_an_index_is_not_used_once_a_notice_about_its_layer_is_heard(database_ur
             parcels = registry.resolve("parcels", ANONYMOUS)
             assert not eligible(parcels)
             assert not eligible(dataclasses.replace(layer, feature_count=MAX_POINTS + 1))
+            assert not eligible(dataclasses.replace(layer, count_kept=False))  # a view: no notices would come
+            text_ids = [
+                dataclasses.replace(f, data_type="text") if f.name == layer.id_column else f for f in layer.fields
+            ]
+            assert not eligible(dataclasses.replace(layer, fields=tuple(text_ids)))  # ties go by collation there
+
+    asyncio.run(main())
+
+
+def test_every_page_at_a_place_of_forty_ties_comes_out_once_and_in_order(database_url: str, spots: str) -> None:
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            chosen = [(await Registry.load(conn)).resolve(spots, ANONYMOUS)]
+            database, memory = NearbyService(), NearbyService()
+            memory.memory.listening(True)
+            await memory.memory.build(conn, chosen[0])
+            for lon, lat in PLACES[:2]:
+                seen: dict[str, list[tuple[Any, float]]] = {"database": [], "memory": []}
+                for name, service in (("database", database), ("memory", memory)):
+                    q = _query(lon, lat, limit=9)
+                    while True:
+                        page = await service.search(conn, chosen, q)
+                        seen[name] += [(h.id, h.distance_m) for h in page.hits]
+                        if page.next_key is None:
+                            break
+                        q = q.after_key(page.next_key)
+                assert seen["memory"] == seen["database"]
+                assert len({i for i, _ in seen["memory"]}) == 240
+
+    asyncio.run(main())
+
+
+def test_a_search_too_long_for_memory_is_left_to_the_database(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(nearby_memory, "MAX_TAKE", 40)
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            chosen = [(await Registry.load(conn)).resolve("facilities", ANONYMOUS)]
+            service = NearbyService()
+            service.memory.listening(True)
+            await service.memory.build(conn, chosen[0])
+            near, far = _query(-114.07, 51.05, limit=5), _query(10.0, 60.0, limit=5)
+            assert service.search_in_memory(chosen, near) is not None
+            assert service.search_in_memory(chosen, far) is None  # would measure more than 40 points
+            answer = await service.search(conn, chosen, far)  # from the database, then
+            assert answer == await NearbyService().search(conn, chosen, far)
 
     asyncio.run(main())
