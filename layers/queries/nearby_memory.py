@@ -194,7 +194,8 @@ def nearest(
     n = len(index.ids)
     if n == 0 or want <= 0:
         return []
-    me = _unit(_as_postgis(np.array([lon])), _as_postgis(np.array([lat])))[0]
+    lam, phi = math.radians(lon), math.radians(lat)  # as the index's, to within what _MARGIN_M allows for
+    me = (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
     take = min(n, max(2 * want, _FIRST_TAKE))
     while True:
         chords, found = index.tree.query(me, k=[take] if take == 1 else take)
