@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from geoserver.asgi import HttpMiddleware
@@ -163,6 +164,8 @@ class CatchAllMiddleware(HttpMiddleware):
 
         try:
             await self.app(scope, receive, tracking_send)
+        except ClientDisconnect:  # the client went while sending its request: nobody to answer, nothing broken
+            log.info("client left while sending its request to %s", scope.get("path", "?"))
         except Exception:
             if started:
                 raise  # too late for a clean answer: let the server close the connection

@@ -6,11 +6,13 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geoserver.asgi import HttpMiddleware
 from tiles.cache import TileCache
 
+CLIENT_CLOSED_REQUEST = 499  # the status counted for a request whose client went before it was read (nginx's)
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -67,6 +69,9 @@ class MetricsMiddleware(HttpMiddleware):
 
         try:
             await self.app(scope, receive, record_status)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED_REQUEST
+            raise
         finally:
             route: Any = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
