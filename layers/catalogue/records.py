@@ -101,6 +101,12 @@ class Layer:
         return sql.Identifier(self.table_schema, self.table_name)
 
     @property
+    def id_kind(self) -> str:
+        """`integer` or `string`: how the layer's ids look (a layer without an id field numbers its features)."""
+        declared = self._by_name.get(self.id_column)
+        return declared.kind if declared is not None else ("integer" if self.id_column == "fid" else "string")
+
+    @property
     def field_names(self) -> tuple[str, ...]:
         """Names of the public fields, in table order."""
         return tuple(f.name for f in self.fields)

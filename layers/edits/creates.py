@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
-from layers.edits.schema import CheckedFeature, editable, id_kind
+from layers.edits.schema import CheckedFeature, editable
 from layers.edits.writes import LATEST_VERSION, Who, Written, lock_new_features, row_attributes
 from layers.errors import Conflict, InvalidParameter
 from layers.queries.features import ROW_ETAG
@@ -37,7 +37,7 @@ _N = "gs_n"  # the recordset's position column, so ids and answers keep the batc
 
 def generates_ids(layer: Layer) -> bool:
     """True when the server numbers the layer's features (a layer loaded without an id field)."""
-    return layer.id_column == "fid" and id_kind(layer) == "integer"
+    return layer.id_column == "fid" and layer.id_kind == "integer"
 
 
 async def create(
@@ -68,7 +68,7 @@ def _insert(layer: Layer, names: tuple[str, ...]) -> bytes:
         sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t))
         for c, t in [
             (_N, "int"),
-            (layer.id_column, _SQL_TYPES[id_kind(layer)]),
+            (layer.id_column, _SQL_TYPES[layer.id_kind]),
             *((n, _SQL_TYPES[layer.field(n).kind]) for n in names),
             (_WKB, "text"),
         ]

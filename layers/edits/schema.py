@@ -39,12 +39,6 @@ class CheckedFeature:
     geometry: bytes | None
 
 
-def id_kind(layer: Layer) -> str:
-    """`integer` or `string`: how the layer's ids look (a layer without an id field numbers its features)."""
-    declared = next((f.kind for f in layer.fields if f.name == layer.id_column), None)
-    return declared or ("integer" if layer.id_column == "fid" else "string")
-
-
 def editable(layer: Layer) -> list[str]:
     """The public fields a write may set (the id is set by the path or the server, never changed)."""
     return [f.name for f in layer.fields if f.name != layer.id_column and f.kind in _WRITABLE_KINDS]
@@ -62,12 +56,12 @@ def json_schema(layer: Layer, url: str) -> dict[str, Any]:
         "required": ["type", "geometry", "properties"],
         "properties": {
             "type": {"const": "Feature"},
-            "id": {"type": id_kind(layer)},
+            "id": {"type": layer.id_kind},
             "geometry": {"type": "object", "properties": {"type": {"enum": geometry_types}}, "required": ["type"]},
             "properties": {"type": "object", "properties": properties, "additionalProperties": False},
         },
         "x-ogc-id-field": layer.id_column,
-        "x-ogc-id-generated": id_kind(layer) == "integer" and layer.id_column == "fid",
+        "x-ogc-id-generated": layer.id_kind == "integer" and layer.id_column == "fid",
     }
 
 
@@ -113,7 +107,7 @@ def check_feature(
 def _fid(layer: Layer, value: Any, where: str) -> Any | None:
     if value is None:
         return None
-    kind = id_kind(layer)
+    kind = layer.id_kind
     if kind == "integer" and isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
         return value
     if kind == "string" and isinstance(value, str) and 0 < len(value) <= 256 and "\x00" not in value:

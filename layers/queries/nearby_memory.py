@@ -56,13 +56,11 @@ def eligible(layer: Layer) -> bool:
     """A layer searched from memory when its index is current: points only, not too many, not events (whose
     `happening now` and end times the statement works out), integer ids (text ids tie in the database's collation),
     and a table whose triggers announce its changes (a view announces none)."""
-    declared = next((f.kind for f in layer.fields if f.name == layer.id_column), None)
-    integer_ids = declared == "integer" or (declared is None and layer.id_column == "fid")
     return (
         layer.geometry_type == "Point"
         and layer.feature_count <= MAX_POINTS
         and layer.count_kept
-        and integer_ids
+        and layer.id_kind == "integer"
         and not is_events(layer)
     )
 
@@ -102,11 +100,11 @@ def _load_sql(layer: Layer, category: str | None, hours: str | None) -> bytes:
 
     return render(
         sql.SQL(
-            "SELECT to_jsonb(t.{id})::text, ST_X({g}), ST_Y({g}), ST_AsGeoJSON({g}), ({props})::text, {cat}, {hours}, "
-            "ST_GeometryType({g}) = 'ST_Point' AND NOT ST_IsEmpty({g}) AND ST_SRID({g}) = 4326 "
-            "AND ST_X({g}) BETWEEN -180 AND 180 AND ST_Y({g}) BETWEEN -90 AND 90 "
-            "FROM {table} AS t WHERE {g} IS NOT NULL "
-            "LIMIT {cap}"
+            "SELECT to_jsonb(t.{id})::text, p.x, p.y, ST_AsGeoJSON({g}), ({props})::text, {cat}, {hours}, "
+            "coalesce(p.x BETWEEN -180 AND 180 AND p.y BETWEEN -90 AND 90 AND ST_SRID({g}) = 4326, false) "
+            "FROM {table} AS t, LATERAL (SELECT CASE WHEN ST_GeometryType({g}) = 'ST_Point' THEN ST_X({g}) END AS x, "
+            "CASE WHEN ST_GeometryType({g}) = 'ST_Point' THEN ST_Y({g}) END AS y) AS p "
+            "WHERE {g} IS NOT NULL LIMIT {cap}"
         ).format(
             id=sql.Identifier(layer.id_column),
             g=g,
@@ -115,7 +113,7 @@ def _load_sql(layer: Layer, category: str | None, hours: str | None) -> bytes:
             hours=text_of(hours),
             table=layer.table,
             cap=Slot("cap"),
-        )  # fmt: skip
+        )
     )
 
 

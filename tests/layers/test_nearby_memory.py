@@ -206,3 +206,41 @@ def test_a_search_too_long_for_memory_is_left_to_the_database(
             assert answer == await NearbyService().search(conn, chosen, far)
 
     asyncio.run(main())
+
+
+def test_a_table_with_anything_but_points_or_whose_changes_go_unheard_is_not_held(database_url: str) -> None:
+    from layers.catalogue.records import Field
+    from layers.ingest.register import install_change_triggers
+    from layers.queries.nearby_memory import load
+
+    with psycopg.connect(database_url, autocommit=True) as setup:
+        setup.execute("DROP TABLE IF EXISTS public.memory_mixed")
+        setup.execute(
+            "CREATE TABLE public.memory_mixed AS SELECT g AS id, ST_SetSRID(CASE WHEN g = 3 THEN "
+            "ST_Multi(ST_MakePoint(-114, 51)) ELSE ST_MakePoint(-114 + g / 100.0, 51) END, 4326) AS geom "
+            "FROM generate_series(1, 4) AS g"
+        )
+
+    async def main() -> None:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            facilities = (await Registry.load(conn)).resolve("facilities", ANONYMOUS)
+            layer = dataclasses.replace(
+                facilities, id="memory mixed", table_schema="public", table_name="memory_mixed", id_column="id",
+                geometry_column="geom", fields=(Field("id", "bigint"),), category_field=None, opening_hours_field=None,
+            )  # fmt: skip
+            assert await load(conn, layer) is None  # no trigger announces its changes
+            with psycopg.connect(database_url, autocommit=True) as sync:
+                install_change_triggers(sync, layer.table, "another layer", "geom")
+            assert await load(conn, layer) is None  # its changes are announced as another layer's
+            with psycopg.connect(database_url, autocommit=True) as sync:
+                install_change_triggers(sync, layer.table, layer.id, "geom")
+            assert await load(conn, layer) is None  # one row is a MultiPoint (and reading it does not fail)
+            await conn.execute("DELETE FROM public.memory_mixed WHERE id = 3")
+            index = await load(conn, layer)
+            assert index is not None and sorted(index.ids) == [1, 2, 4]
+
+    try:
+        asyncio.run(main())
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as cleanup:
+            cleanup.execute("DROP TABLE public.memory_mixed")
