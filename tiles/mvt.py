@@ -9,6 +9,7 @@ Two plans per layer and zoom:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from psycopg import sql
@@ -128,41 +129,47 @@ def features_query(layer: Layer, *, size_floor: bool = True, affine: bool = Fals
     )
 
 
-def _point_xy(layer: Layer) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
-    """Web Mercator x and y of a point layer's rows, and the index test of the (unbuffered) tile."""
+def _cell_xy(layer: Layer) -> tuple[sql.Composable, sql.Composable, sql.Composable]:
+    """A point layer's rows in the tile's cluster cells (fractional column and row), and the tile's index test."""
     if layer.geometry_3857_column:
         geom, index_test = _geometry_3857(layer, buffered=False, affine=False)
-        return sql.SQL("ST_X({})").format(geom), sql.SQL("ST_Y({})").format(geom), index_test
-    # Longitude/latitude only: Mercator's own formula on each point's two numbers, exact and far cheaper than PROJ.
+        y: sql.Composable = sql.SQL("ST_Y({}) * {}").format(geom, Slot("cells_per_m"))
+        return sql.SQL("ST_X({}) * {} + {}").format(geom, Slot("cells_per_m"), Slot("cell_x0")), y, index_test
+    # Longitude/latitude only: Mercator's own formula on each point's two numbers, exact and far cheaper than PROJ,
+    # with the tile's numbers folded into one factor and one offset per axis (bound per tile, not computed per row).
     column = sql.Identifier(layer.geometry_column)
-    x = sql.SQL("ST_X({}) * {}").format(column, sql.Literal(M_PER_DEGREE_X))
-    y = sql.SQL("{} * ln(tan(pi() / 4 + radians(ST_Y({})) / 2))").format(sql.Literal(EARTH_RADIUS_M), column)
+    x = sql.SQL("ST_X({}) * {} + {}").format(column, Slot("cells_per_lon"), Slot("cell_x0"))
+    y = sql.SQL("ln(tan(ST_Y({}) * {} + pi() / 4)) * {}").format(
+        column, sql.Literal(math.pi / 360), Slot("cells_per_radius")
+    )
     return x, y, sql.SQL("{} && {}").format(column, GEO_ENVELOPE)
 
 
 def clusters_query(layer: Layer) -> sql.Composed:
-    """ST_AsMVT of point counts per cell; binds the envelope, its top-left corner and the cell size."""
-    x, y, index_test = _point_xy(layer)
+    """ST_AsMVT of point counts per cell; binds the envelope in degrees and the tile's cell factors and offsets.
+
+    Each point's cell position is computed once (the OFFSET 0 keeps PostgreSQL from substituting the expressions into
+    the range test and the grouping, which evaluated them three times: measured 26-37% of a cluster tile's time in
+    the database on the in-place City's service requests), then one integer per cell is grouped.
+    """
+    x, y, index_test = _cell_xy(layer)
     cells = EXTENT // CLUSTER_CELL
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM ("
-        "SELECT ST_MakePoint((cx + 0.5) * {cell}, (cy + 0.5) * {cell}) AS geom, count(*)::int AS {count} FROM ("
-        "SELECT floor(({x} - {xmin}) / {cell_m})::int AS cx, "
-        "floor(({ymax} - {y}) / {cell_m})::int AS cy "
-        "FROM {table} WHERE {index_test}"
+        "SELECT ST_MakePoint((k / {cells} + 0.5) * {cell}, (mod(k, {cells}) + 0.5) * {cell}) AS geom, {count} FROM ("
+        "SELECT floor(x)::int * {cells} + floor(y)::int AS k, count(*)::int AS {count} FROM ("
+        "SELECT {x} AS x, {cell_y0} - {y} AS y FROM {table} WHERE {index_test} OFFSET 0"
         # A point on the right or bottom edge belongs to the next tile: each point is counted exactly once.
-        ") AS p WHERE cx BETWEEN 0 AND {last} AND cy BETWEEN 0 AND {last} GROUP BY cx, cy"
-        ") AS t"
+        ") AS p WHERE x >= 0 AND x < {cells} AND y >= 0 AND y < {cells} GROUP BY k"
+        ") AS c) AS t"
     ).format(
         **_layer_parts(layer, index_test),
         cell=sql.Literal(CLUSTER_CELL),
+        cells=sql.Literal(cells),
         count=sql.Identifier(CLUSTER_COUNT),
         x=x,
         y=y,
-        last=sql.Literal(cells - 1),
-        xmin=Slot("xmin"),
-        ymax=Slot("ymax"),
-        cell_m=Slot("cell_m"),
+        cell_y0=Slot("cell_y0"),
     )
 
 
@@ -187,6 +194,7 @@ def tile_params(t: TileXYZ) -> dict[str, Any]:
     width = b.xmax - b.xmin
     margin = width * BUFFER / EXTENT
     min_size = width / 256 * MIN_SIZE_PX if t.z < DETAIL_ZOOM else 0.0
+    cell_m = width * CLUSTER_CELL / EXTENT
     ky, yoff = affine_y(b.ymin, b.ymax)
     return {
         "xmin": b.xmin,
@@ -198,7 +206,13 @@ def tile_params(t: TileXYZ) -> dict[str, Any]:
         "bxmax": b.xmax + margin,
         "bymax": b.ymax + margin,
         "min_size": min_size,
-        "cell_m": width * CLUSTER_CELL / EXTENT,
+        # Cluster cells: a point's column is x * cells_per_m + cell_x0, its row cell_y0 - y * cells_per_m (metres),
+        # or from degrees through cells_per_lon and cells_per_radius (Mercator's y over the Earth's radius).
+        "cells_per_m": 1 / cell_m,
+        "cell_x0": -b.xmin / cell_m,
+        "cell_y0": b.ymax / cell_m,
+        "cells_per_lon": M_PER_DEGREE_X / cell_m,
+        "cells_per_radius": EARTH_RADIUS_M / cell_m,
         # For tables in longitude/latitude (see tiles.lonlat): the same boxes in degrees, the size floor in
         # degrees at this tile's latitude, and the tile's affine map from degrees to Web Mercator metres.
         "lon_min": longitude(b.xmin),
