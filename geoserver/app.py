@@ -94,11 +94,13 @@ def create_app(settings: Settings, database_url: str | None = None) -> FastAPI:
 
 
 def _middleware(app: FastAPI, state: AppState, metrics: Metrics) -> None:
-    """The middleware stack, innermost first: the fast lane (tiles and near me), writes settled, s-maxage, metrics,
-    JSON errors, rate limits, CSP, CORS, cancellation, URL limit."""
+    """The middleware stack, innermost first: the fast lane (tiles, near me, feature edits), writes settled,
+    s-maxage, metrics, JSON errors, rate limits, CSP, CORS, cancellation, URL limit."""
     settings = state.settings
-    hot = (tiles_routes.composite_tile, tiles_routes.collection_tile, nearby_routes.nearby)
-    routes = [r for m in (tiles_routes, nearby_routes) for r in m.router.routes if getattr(r, "endpoint", None) in hot]
+    hot = (tiles_routes.composite_tile, tiles_routes.collection_tile, nearby_routes.nearby, edits.update, edits.replace)
+    routes = [
+        r for m in (tiles_routes, nearby_routes, edits) for r in m.router.routes if getattr(r, "endpoint", None) in hot
+    ]
     app.add_middleware(FastLane, fastapi=app, routes=routes)
     app.add_middleware(SettleWrites)
     app.add_middleware(SharedMaxAge, seconds=settings.shared_max_age_s)

@@ -92,3 +92,40 @@ def test_head_and_other_methods_go_on_to_the_routes(both: tuple[TestClient, Test
     for method in ("HEAD", "OPTIONS"):  # and they answer as before
         a, b = laned.request(method, PATHS[0]), routed.request(method, PATHS[0])
         assert (a.status_code, a.content) == (b.status_code, b.content), method
+
+
+def test_feature_edits_take_the_lane_and_fail_as_the_routes_do(
+    both: tuple[TestClient, TestClient], database_url: str
+) -> None:
+    laned, routed = both
+    staff = {"Authorization": f"Bearer {issue(database_url, 'fastlane-edits@test', staff=True)}"}
+    patch = {**staff, "Content-Type": "application/merge-patch+json"}
+    fid = laned.get("/collections/wards/items?limit=1").json()["features"][0]["id"]
+    item = f"/collections/wards/items/{fid}"
+    before = laned.get(item).json()
+    cases: list[tuple[str, str, dict[str, str], bytes]] = [
+        ("PATCH", item, {"Content-Type": "application/merge-patch+json"}, b"{}"),  # no token
+        ("PATCH", item, {"Authorization": "Bearer nope"}, b"{}"),
+        ("PATCH", item, {**staff, "Content-Type": "text/plain"}, b"{}"),
+        ("PATCH", item, patch, b"not json"),
+        ("PATCH", item, patch, b'{"properties": {"no_such_field": 1}}'),
+        ("PATCH", item, {**patch, "If-Match": '"stale"'}, b'{"properties": {}}'),
+        ("PUT", item, {**staff, "Content-Type": "application/geo+json", "If-Match": '"stale"'},
+         b'{"type": "Feature", "geometry": null, "properties": {}}'),
+        ("PATCH", "/collections/nope/items/1", patch, b"{}"),
+        ("PATCH", "/collections/wards/items/999999999", patch, b'{"properties": {}}'),
+    ]  # fmt: skip
+    for method, path, headers, body in cases:
+        a = laned.request(method, path, headers=headers, content=body)
+        b = routed.request(method, path, headers=headers, content=body)
+        assert a.status_code == b.status_code and 400 <= a.status_code < 500, (method, path, a.text)
+        assert _errors(a.json()) == _errors(b.json()), (method, path)
+    assert laned.get(item).json() == before  # nothing was written
+    # And the lane does take them: with FastAPI's routing bypassed for them, an edit is still answered.
+    app: Any = laned.app
+    lane = next(m for m in app.user_middleware if m.cls is FastLane)
+    assert {m for r in lane.kwargs["routes"] for m in r.methods} == {"GET", "PATCH", "PUT"}
+
+
+def _errors(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in ("timeStamp", "requestId", "instance")}
