@@ -35,14 +35,14 @@ class FastLane(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, fastapi: FastAPI, routes: Sequence[APIRoute]) -> None:
         super().__init__(app)
         self.fastapi = fastapi
-        self.routes = tuple(routes)
+        self.routes = tuple((route, frozenset(route.methods or ())) for route in routes)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
         path, root = scope["path"], scope.get("root_path", "")
         path = path.removeprefix(root) if root and path.startswith(root) else path  # as the app's routing does
-        for route in self.routes:
-            if method in route.methods:
+        for route, methods in self.routes:
+            if method in methods:
                 match = route.path_regex.match(path)
                 if match is not None:
                     await self._serve(route, match.groupdict(), scope, receive, send)
