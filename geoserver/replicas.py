@@ -42,7 +42,7 @@ def lsn_value(text: str | None) -> int:
 
 
 async def current_lsn(conn: psycopg.AsyncConnection[Any]) -> int:
-    """The primary's WAL position now: past every commit record made so far, on disk or not."""
+    """The primary's WAL write position now."""
     row = await (await conn.execute(_WRITTEN)).fetchone()
     return lsn_value(row[0] if row else None)
 
@@ -142,10 +142,7 @@ class Replicas:
             replica.in_rotation = True
 
 
-# The insert position, not the write position: a write that committed without waiting for the disk
-# (layers.edits.writes.ASYNC_COMMIT) may have its commit record inserted and not yet written; a replica that replayed
-# only to the write position would not hold it.
-_WRITTEN = render(sql.SQL("SELECT pg_current_wal_insert_lsn()::text"))
+_WRITTEN = render(sql.SQL("SELECT pg_current_wal_lsn()::text"))
 _REPLAYED = render(sql.SQL("SELECT pg_last_wal_replay_lsn()::text"))
 
 

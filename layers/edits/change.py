@@ -5,9 +5,7 @@ entity tag, keeps the loaded state as version 1 before a feature's first write, 
 the lock (so a write that waited for a concurrent one follows it), updates the row, keeps the new
 version in history, appends the change to the feed and the write to the audit log, and answers the stored feature
 with its new tag and the id of its transaction (which the change notice names: the writer waits for that notice,
-not for one more of its own). Nothing is written unless the checks pass; the answer says which failed. The statement
-commits without waiting for the disk, and the write is answered once a synchronous commit after it is flushed
-(`writes.made_durable`, for the reason given there).
+not for one more of its own). Nothing is written unless the checks pass; the answer says which failed.
 """
 
 from __future__ import annotations
@@ -21,16 +19,7 @@ from psycopg import AsyncConnection, sql
 from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature
-from layers.edits.writes import (
-    ASYNC_COMMIT,
-    LATEST_VERSION,
-    Who,
-    Written,
-    fid_text,
-    if_match_tags,
-    made_durable,
-    row_attributes,
-)
+from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags, row_attributes
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
 from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
@@ -57,9 +46,9 @@ c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox)
 a AS (INSERT INTO {audit} (actor, action, layer_id, group_id, detail)
       SELECT {actor}, {action}, {layer}, {group}, json_build_object('fid', {fid_json}::jsonb, 'version', ver.v,
       'request', {request}) FROM new, ver)
-SELECT f.found, f.allowed, f.required, n.etag, n.version, n.change, n.xact, n.feature, f.async_commit
+SELECT f.found, f.allowed, f.required, n.etag, n.version, n.change, n.xact, n.feature
 FROM (SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM ok) AS allowed,
-      (SELECT required FROM rule) AS required, {async_commit} AS async_commit) AS f
+      (SELECT required FROM rule) AS required) AS f
 LEFT JOIN (SELECT {etag} AS etag, (SELECT v FROM ver) AS version, (SELECT id FROM c) AS change,
            (SELECT xact FROM c) AS xact, {feature} AS feature FROM new AS t) AS n ON true
 """
@@ -126,7 +115,6 @@ def _statement(layer: Layer, shape: tuple[tuple[str, ...], bool]) -> bytes:
             feature=feature_json(layer, g),
             etag=ROW_ETAG,
             latest=LATEST_VERSION,
-            async_commit=ASYNC_COMMIT,
         )
     )
 
@@ -156,12 +144,11 @@ async def change(
     }  # fmt: skip
     row = await (await conn.execute(text, values)).fetchone()
     assert row is not None
-    found, allowed, required, etag, version, change_id, xact, feature, _ = row
+    found, allowed, required, etag, version, change_id, xact, feature = row
     if not found:
         raise NotFound("no such feature in this collection", parameter="featureId")
     if not allowed:
         if if_match is None and required:
             raise PreconditionRequired("this layer requires If-Match: send the ETag of the version you edit")
         raise PreconditionFailed("the feature changed since you read it: read it again (its new ETag) and retry")
-    await made_durable(conn)
     return Written(fid, int(version), f'"{etag}"', int(change_id), xact), str(feature)

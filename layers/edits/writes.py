@@ -26,22 +26,6 @@ from layers.sqlcompose import Binder, Slot, render
 LATEST_VERSION = sql.Identifier(CATALOG_SCHEMA, "latest_version")
 
 
-# Every commit that sends a NOTIFY (each write does, for the change notice) holds one lock per database until its
-# commit record is flushed, so such commits take turns, each waiting for the disk: at 16 writers the edits benchmark
-# spent most of its time queued on that lock (pg_stat_activity). A write may commit without waiting for the flush
-# (`ASYNC_COMMIT` in its statement) and then wait for the flush outside the lock (`made_durable`), where flushes are
-# shared: a write is answered only once it is on disk, as before. Others may read it a moment before that; if the
-# database crashed in that moment, the write is gone and its writer got an error, not an answer.
-ASYNC_COMMIT = sql.SQL("set_config('synchronous_commit', 'off', true)")
-_DURABLE = render(sql.SQL("SELECT pg_current_xact_id()"))
-
-
-async def made_durable(conn: AsyncConnection[Any]) -> None:
-    """Return once everything committed on this connection is on disk: a transaction of its own that commits
-    synchronously (it writes a commit record, after theirs, and WAL is flushed in order)."""
-    await conn.execute(_DURABLE)
-
-
 @dataclass(frozen=True)
 class Who:
     """Who writes, under which request (both go into history and the audit log)."""

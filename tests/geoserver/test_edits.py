@@ -11,7 +11,6 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 from layers.ingest.in_place import publish_table
 from tests.support.access import issue
@@ -322,35 +321,3 @@ def test_a_geometry_in_the_citys_survey_grid_is_stored_in_wgs84(client: TestClie
     assert -114.1 < lon < -113.9 and 51.0 < lat < 51.1
     far = {**body, "geometry": {"type": "Point", "coordinates": [1e12, 1e12]}}
     assert client.post(f"/collections/{L}/items", json=far, headers=ed).status_code == 400
-
-
-def test_an_edit_is_answered_after_a_synchronous_commit_that_follows_it(
-    client: TestClient, people: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """PATCH and PUT commit without waiting for the disk, then wait for a synchronous commit after theirs: the
-    asynchronous setting ends with the write's own transaction, and the writer is answered only after that wait."""
-    from layers.catalogue.models import CHANGES_TABLE
-    from layers.edits import change
-
-    count = sql.SQL("SELECT count(*) FROM {} WHERE layer_id = %s").format(CHANGES_TABLE)
-    real = change.made_durable
-    seen: list[tuple[str, int]] = []
-
-    async def watched(conn: Any) -> None:
-        setting = await (await conn.execute("SHOW synchronous_commit")).fetchone()
-        written = await (await conn.execute(count, (LAYER,))).fetchone()
-        seen.append((setting[0], written[0]))
-        await real(conn)
-
-    monkeypatch.setattr(change, "made_durable", watched)
-    ed = {**bearer(people["editor"]), "Content-Type": PATCH}
-    fid = client.get(f"/collections/{L}/items?limit=1", headers=ed).json()["features"][0]["id"]
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        before = conn.execute(count, (LAYER,)).fetchone()[0]  # type: ignore[index]
-    patched = client.patch(f"/collections/{L}/items/{fid}", json={"properties": {"lanes": 7}}, headers=ed)
-    assert patched.status_code == 200
-    assert seen == [("on", before + 1)]  # committed (its change is in the feed); the session's setting untouched
-    stale = client.patch(
-        f"/collections/{L}/items/{fid}", json={"properties": {"lanes": 8}}, headers={**ed, "If-Match": '"x"'}
-    )
-    assert stale.status_code == 412 and len(seen) == 1  # nothing written: nothing to wait for
