@@ -86,6 +86,12 @@ def _filters(layer: Layer, cats: bool, open_now: bool) -> tuple[sql.Composable, 
     return (sql.SQL(" AND ").join(filters) if filters else sql.SQL("true")), happening
 
 
+def _bytewise(ident: sql.Composable | str) -> sql.Composable:
+    """An id as text in the "C" collation (code point order for UTF-8), for ranking and cursor comparisons."""
+    column = sql.SQL(ident) if isinstance(ident, str) else ident
+    return sql.SQL('({}::text COLLATE "C")').format(column)
+
+
 def _after(rel: Rel, distance: sql.Composable, ident: sql.Composable) -> sql.Composable:
     """Rows that sort after the cursor: equal distances come after it only in a later layer, or with a larger id."""
     if rel is None:
@@ -101,6 +107,10 @@ def _after(rel: Rel, distance: sql.Composable, ident: sql.Composable) -> sql.Com
 def layer_sql(branch: int, layer: Layer, knn: bool, cats: bool, open_now: bool, rel: Rel, lim: int) -> sql.Composed:
     """One layer's branch of the search (rows tagged with `branch`): filtered, bounded, geodesically ranked."""
     geom, ident = _col(layer.geometry_column), _col(layer.id_column)
+    # Equal distances go by id, in the order the page is merged in (Python's: numbers, or text by code point): text
+    # ids are ranked and compared byte by byte, whatever the column's collation, or a page could end on a different
+    # id than the one the next page's statement starts after.
+    order, c_order = (ident, sql.SQL("c.k")) if layer.id_kind == "integer" else (_bytewise(ident), _bytewise("c.k"))
     where, happening = _filters(layer, cats, open_now)
     hours_field = layer.public_field(layer.opening_hours_field)
     # Stage 1: the `lim` nearest in index order (inside the radius box, if any) all lie within their largest
@@ -122,13 +132,13 @@ def layer_sql(branch: int, layer: Layer, knn: bool, cats: bool, open_now: bool, 
         "ST_AsGeoJSON(s.g), ({props})::text, s.h, {has_hours}, s.sched FROM ("
         "SELECT c.* FROM (SELECT {id} AS k, {geom} AS g, {distance} AS m, {happening} AS h, {schedule} AS sched"
         "{columns} FROM {table} AS t WHERE {geom} && {box} AND {where} OFFSET 0) AS c "
-        "WHERE c.m <= {bound} AND {after_c} ORDER BY c.m, c.k LIMIT {lim}::int8) AS s)"
+        "WHERE c.m <= {bound} AND {after_c} ORDER BY c.m, {c_order} LIMIT {lim}::int8) AS s)"
     ).format(
         me_geog=_ME_GEOG, geom=geom, table=layer.table, radius_box=radius_box, where=where,
-        after_t=_after(rel, distance, ident), me=_ME, lim=sql.Literal(lim), branch=sql.Literal(branch),
+        after_t=_after(rel, distance, order), me=_ME, c_order=c_order, lim=sql.Literal(lim), branch=sql.Literal(branch),
         props=properties_json(layer, "s"), has_hours=sql.Literal(hours_field is not None), id=ident, distance=distance,
         happening=happening, schedule=schedule, columns=columns, box=_box(bound), bound=bound,
-        after_c=_after(rel, sql.SQL("c.m"), sql.SQL("c.k")),
+        after_c=_after(rel, sql.SQL("c.m"), c_order),
     )  # fmt: skip
 
 

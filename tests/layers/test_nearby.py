@@ -18,6 +18,7 @@ from pyproj import Geod
 from layers.catalogue.registry import Registry
 from layers.catalogue.visibility import ANONYMOUS, Principal
 from layers.errors import InvalidParameter, LayerNotFound
+from layers.ingest.in_place import publish_table
 from layers.ingest.load import load_file
 from layers.limits import MAX_NEARBY_LAYERS
 from layers.queries import hours
@@ -309,3 +310,25 @@ def test_the_same_statement_is_reused_until_the_layer_changes(database_url: str,
         assert len(svc._statements) == 3
     finally:
         drop_layer(database_url, "nearby versioned")
+
+
+def test_text_ids_tied_in_distance_page_in_one_order_whatever_the_collation(database_url: str) -> None:
+    """A published table whose text ids sort differently in its collation (ICU English: a < B < c < D) than
+    byte by byte (B < D < a < c): every page ends where the next one starts, each feature once, in one order."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "DROP TABLE IF EXISTS public.nearby_collated; CREATE TABLE public.nearby_collated AS "
+            'SELECT id COLLATE "en-US-x-icu" AS id, ST_SetSRID(ST_MakePoint(-113.6, 51.6), 4326) AS geom '
+            "FROM unnest(ARRAY['a', 'B', 'c', 'D', 'é']) AS id"
+        )
+    publish_table(
+        database_url, manifest("nearby collated", ["id"], id_field="id", source={"table": "public.nearby_collated"})
+    )
+    try:
+        for limit in (1, 2, 3):
+            pages = all_pages(database_url, ["nearby collated"], -113.6, 51.6, limit=limit)
+            assert [p[1] for p in pages] == ["B", "D", "a", "c", "é"], limit
+    finally:
+        drop_layer(database_url, "nearby collated")
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS public.nearby_collated")
