@@ -21,7 +21,8 @@ from layers.catalogue.visibility import ANONYMOUS
 from layers.ingest.in_place import publish_table
 from layers.ingest.load import load_file
 from tests.support.layers import drop_layer, fresh_registry, manifest, point, write_geojson
-from tiles.grids import TileXYZ
+from tiles.grids import TileXYZ, bounds
+from tiles.lonlat import latitude, longitude
 from tiles.mvt import CLUSTER_COUNT
 from tiles.source import LayerTileSource
 
@@ -115,3 +116,40 @@ def test_clusters_in_place_count_exactly_what_the_ingested_layer_counts(database
     assert ours == theirs and sum(ours.values()) == 6000
     drop_layer(database_url, "dots managed")
     drop_layer(database_url, "dots in place", "public.dots_copy")
+
+
+def test_points_on_tile_edges_are_counted_once_by_the_clusters(database_url: str) -> None:
+    """Points exactly on the edges and corners between 36 clustered tiles (and points inside them): summed over the
+    tiles, every point is counted once, whichever tile's numbers placed it."""
+    z, first = 14, WMQ.tile(-114.10, 51.05, 14)
+    columns, rows = range(first.x, first.x + 6), range(first.y, first.y + 6)
+    box = bounds(TileXYZ("WebMercatorQuad", z, first.x, first.y))
+    west, north, size = box.xmin, box.ymax, box.xmax - box.xmin
+    # The edges as each tile's own bounds give them, which is what its index test and its cells are computed from.
+    edges_x = [longitude(bounds(TileXYZ("WebMercatorQuad", z, x, first.y)).xmin) for x in columns[1:]]
+    edges_y = [latitude(bounds(TileXYZ("WebMercatorQuad", z, first.x, y)).ymax) for y in rows[1:]]
+    inner_x = [longitude(west + (i + 0.37) * size) for i in range(6)]
+    inner_y = [latitude(north - (j + 0.61) * size) for j in range(6)]
+    spots = [(x, y) for x in edges_x + inner_x for y in edges_y + inner_y]
+    lons = [x for x, _ in spots] + [inner_x[0] + k * 1e-7 for k in range(40_000)]  # a dense tile: clusters at z14
+    lats = [y for _, y in spots] + [inner_y[0]] * 40_000
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS public.edge_dots")
+        conn.execute(
+            "CREATE TABLE public.edge_dots AS SELECT row_number() OVER () AS id, "
+            "ST_SetSRID(ST_MakePoint(x, y), 4326) AS geom FROM unnest(%s::float8[], %s::float8[]) AS u(x, y)",
+            [lons, lats],
+        )
+    publish_table(database_url, manifest("edge dots", ["id"], id_field="id", source={"table": "public.edge_dots"}))
+    try:
+        layer = fresh_registry(database_url).resolve("edge dots", ANONYMOUS)
+        assert z in LayerTileSource(layer).cluster_zooms
+        counted = sum(
+            f["properties"][CLUSTER_COUNT]
+            for x in columns
+            for y in rows
+            for f in _decode(database_url, layer, TileXYZ("WebMercatorQuad", z, x, y))
+        )
+        assert counted == len(lons) == len(spots) + 40_000
+    finally:
+        drop_layer(database_url, "edge dots", "public.edge_dots")
