@@ -86,10 +86,9 @@ def _filters(layer: Layer, cats: bool, open_now: bool) -> tuple[sql.Composable, 
     return (sql.SQL(" AND ").join(filters) if filters else sql.SQL("true")), happening
 
 
-def _bytewise(ident: sql.Composable | str) -> sql.Composable:
-    """An id as text in the "C" collation (code point order for UTF-8), for ranking and cursor comparisons."""
-    column = sql.SQL(ident) if isinstance(ident, str) else ident
-    return sql.SQL('({}::text COLLATE "C")').format(column)
+def _bytewise(ident: sql.Composable) -> sql.Composable:
+    """A text id in the "C" collation (code point order for UTF-8), for ranking and cursor comparisons."""
+    return sql.SQL('({}::text COLLATE "C")').format(ident)
 
 
 def _after(rel: Rel, distance: sql.Composable, ident: sql.Composable) -> sql.Composable:
@@ -107,10 +106,12 @@ def _after(rel: Rel, distance: sql.Composable, ident: sql.Composable) -> sql.Com
 def layer_sql(branch: int, layer: Layer, knn: bool, cats: bool, open_now: bool, rel: Rel, lim: int) -> sql.Composed:
     """One layer's branch of the search (rows tagged with `branch`): filtered, bounded, geodesically ranked."""
     geom, ident = _col(layer.geometry_column), _col(layer.id_column)
-    # Equal distances go by id, in the order the page is merged in (Python's: numbers, or text by code point): text
-    # ids are ranked and compared byte by byte, whatever the column's collation, or a page could end on a different
-    # id than the one the next page's statement starts after.
-    order, c_order = (ident, sql.SQL("c.k")) if layer.id_kind == "integer" else (_bytewise(ident), _bytewise("c.k"))
+    # Equal distances go by id, in the order the page is merged in (Python's: numbers as numbers, text by code point):
+    # text ids are ranked and compared byte by byte, whatever the column's collation, or a page could end on a
+    # different id than the one the next page's statement starts after. Other ids keep their own type and order.
+    c_key = sql.SQL("c.k")
+    text = layer.id_kind == "string"
+    order, c_order = (_bytewise(ident), _bytewise(c_key)) if text else (ident, c_key)
     where, happening = _filters(layer, cats, open_now)
     hours_field = layer.public_field(layer.opening_hours_field)
     # Stage 1: the `lim` nearest in index order (inside the radius box, if any) all lie within their largest

@@ -314,21 +314,29 @@ def test_the_same_statement_is_reused_until_the_layer_changes(database_url: str,
 
 def test_text_ids_tied_in_distance_page_in_one_order_whatever_the_collation(database_url: str) -> None:
     """A published table whose text ids sort differently in its collation (ICU English: a < B < c < D) than
-    byte by byte (B < D < a < c): every page ends where the next one starts, each feature once, in one order."""
+    byte by byte (B < D < a < c): every page ends where the next one starts, each feature once, in one order.
+    Numeric ids tied in distance page by value (10 after 9), as numbers."""
     with psycopg.connect(database_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_collation WHERE collname = 'en-US-x-icu'").fetchone() is None:
+            pytest.skip("this PostgreSQL has no ICU collations")
         conn.execute(
-            "DROP TABLE IF EXISTS public.nearby_collated; CREATE TABLE public.nearby_collated AS "
+            "DROP TABLE IF EXISTS public.nearby_collated, public.nearby_numeric; "
+            "CREATE TABLE public.nearby_collated AS "
             'SELECT id COLLATE "en-US-x-icu" AS id, ST_SetSRID(ST_MakePoint(-113.6, 51.6), 4326) AS geom '
-            "FROM unnest(ARRAY['a', 'B', 'c', 'D', 'é']) AS id"
+            "FROM unnest(ARRAY['a', 'B', 'c', 'D', 'é']) AS id; "
+            "CREATE TABLE public.nearby_numeric AS SELECT id::numeric AS id, "
+            "ST_SetSRID(ST_MakePoint(-113.6, 51.6), 4326) AS geom FROM unnest(ARRAY[9, 10, 100, 2.5]) AS id"
         )
-    publish_table(
-        database_url, manifest("nearby collated", ["id"], id_field="id", source={"table": "public.nearby_collated"})
-    )
     try:
+        for name, table in (("nearby collated", "nearby_collated"), ("nearby numeric", "nearby_numeric")):
+            publish_table(database_url, manifest(name, ["id"], id_field="id", source={"table": f"public.{table}"}))
         for limit in (1, 2, 3):
             pages = all_pages(database_url, ["nearby collated"], -113.6, 51.6, limit=limit)
             assert [p[1] for p in pages] == ["B", "D", "a", "c", "é"], limit
+            pages = all_pages(database_url, ["nearby numeric"], -113.6, 51.6, limit=limit)
+            assert [float(p[1]) for p in pages] == [2.5, 9, 10, 100], limit
     finally:
-        drop_layer(database_url, "nearby collated")
+        for name in ("nearby collated", "nearby numeric"):
+            drop_layer(database_url, name)
         with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("DROP TABLE IF EXISTS public.nearby_collated")
+            conn.execute("DROP TABLE IF EXISTS public.nearby_collated, public.nearby_numeric")
