@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -72,3 +74,42 @@ def test_an_empty_table_without_typmod_is_refused(database_url: str, conn: psyco
     with pytest.raises(IngestError, match="declares no SRID and has no geometry to read one from"):
         _publish(database_url, "empty untyped", "empty_untyped")
     conn.execute("DROP TABLE public.empty_untyped")
+
+
+@pytest.mark.parametrize("column", ["geom", "Shape"])
+def test_direct_edits_announce_their_extent_and_keep_the_count_whatever_the_geometry_column(
+    database_url: str, column: str
+) -> None:
+    """The change trigger writes `geom`'s extent query out and reaches other columns through EXECUTE: both count and
+    announce alike."""
+    table, layer_id = f"edits_by_sql_{column.lower()}", f"edits by sql {column.lower()}"
+    name, g = sql.Identifier("public", table), sql.Identifier(column)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(name))
+        conn.execute(
+            sql.SQL('CREATE TABLE {} AS SELECT 1 AS id, \'a\'::text AS "Name", '
+                    "ST_SetSRID(ST_MakePoint(-114.0, 51.0), 4326)::geometry(Point, 4326) AS {}").format(name, g)
+        )  # fmt: skip
+    _publish(database_url, layer_id, table)
+    count = "SELECT feature_count FROM geoserver.layers WHERE id = %s"
+    try:
+        with psycopg.connect(database_url, autocommit=True) as conn, psycopg.connect(database_url) as listener:
+            listener.execute("LISTEN geoserver_layer_changed")
+            listener.commit()
+            assert conn.execute(count, [layer_id]).fetchone() == (1,)
+            conn.execute(
+                sql.SQL("INSERT INTO {} VALUES (2, 'b', ST_SetSRID(ST_MakePoint(-113.0, 52.0), 4326))").format(name)
+            )
+            conn.execute(sql.SQL("UPDATE {} SET {} = ST_SetSRID(ST_MakePoint(-115.0, 50.0), 4326) WHERE id = 1").format(
+                name, g
+            ))  # fmt: skip
+            conn.execute(sql.SQL("DELETE FROM {} WHERE id = 2").format(name))
+            assert conn.execute(count, [layer_id]).fetchone() == (1,)
+            heard = [json.loads(n.payload) for n in listener.notifies(timeout=2, stop_after=3)]
+        assert [(n["kind"], n["count_delta"], n["bbox"]) for n in heard] == [
+            ("edit", 1, [-113.0, 52.0, -113.0, 52.0]),
+            ("edit", 0, [-115.0, 50.0, -114.0, 51.0]),
+            ("edit", -1, [-113.0, 52.0, -113.0, 52.0]),
+        ]
+    finally:
+        drop_layer(database_url, layer_id, f"public.{table}")

@@ -55,6 +55,10 @@ def test_every_migration_goes_down_and_up_again(scratch_url: str) -> None:
     head_trigger, head_tables = _state(scratch_url)
     assert head_trigger is not None and "'xact', pg_current_xact_id()" in head_trigger  # 0008: names its transaction
     assert _count(scratch_url, _FUNCTIONS) == 1 and _count(scratch_url, _DELETED_INDEX) == 1  # 0009, 0010
+    assert "SELECT ST_Extent(geom), count(*) INTO box, delta FROM new_rows;" in head_trigger  # 0011: a kept plan
+    downgrade(scratch_url, "0010")
+    before_plans, _ = _state(scratch_url)
+    assert before_plans is not None and "INTO box, delta FROM new_rows" not in before_plans and "'xact'" in before_plans
     downgrade(scratch_url, "0007")
     assert _count(scratch_url, _FUNCTIONS) == 0 and _count(scratch_url, _DELETED_INDEX) == 0
     before_xact, _ = _state(scratch_url)
