@@ -10,6 +10,7 @@ Two plans per layer and zoom:
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 from psycopg import sql
@@ -26,6 +27,7 @@ DETAIL_ZOOM = 14  # from this zoom on, every feature is kept whatever its size
 MIN_SIZE_PX = 1.0  # below DETAIL_ZOOM, drop features smaller than a pixel of the grid's 256-pixel tiles
 CLUSTER_ABOVE = 1_000  # cluster a point layer at zooms where a tile would hold more points than this on average
 CLUSTER_CELL = 64  # tile units per cluster cell: 64 x 64 cells per tile
+CELLS = EXTENT // CLUSTER_CELL  # cluster cells along a tile's side
 CLUSTER_COUNT = "point_count"
 
 # Types ST_AsMVT encodes natively; anything else (timestamps, json, numeric...) travels as text.
@@ -162,7 +164,6 @@ def clusters_query(layer: Layer) -> sql.Composed:
     database on the in-place City's service requests), then one integer per cell is grouped.
     """
     x, y, index_test = _cell_xy(layer)
-    cells = EXTENT // CLUSTER_CELL
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom') FROM ("
         "SELECT ST_MakePoint((k / {cells} + 0.5) * {cell}, (mod(k, {cells}) + 0.5) * {cell}) AS geom, {count} FROM ("
@@ -174,7 +175,7 @@ def clusters_query(layer: Layer) -> sql.Composed:
     ).format(
         **_layer_parts(layer, index_test),
         cell=sql.Literal(CLUSTER_CELL),
-        cells=sql.Literal(cells),
+        cells=sql.Literal(CELLS),
         count=sql.Identifier(CLUSTER_COUNT),
         x=x,
         y=y,
@@ -196,14 +197,21 @@ def clustered_zooms(layer: Layer) -> frozenset[int]:
     return frozenset(dense)
 
 
+@lru_cache(maxsize=64)
+def _cell_grid(tms: str, z: int) -> tuple[float, float, float]:
+    """The zoom's grid of cluster cells, the same for all its tiles: its top left corner (x, y) and a cell's size in
+    metres (computed once per zoom, not per tile)."""
+    origin = bounds(TileXYZ(tms, z, 0, 0))
+    return origin.xmin, origin.ymax, (origin.xmax - origin.xmin) * CLUSTER_CELL / EXTENT
+
+
 def tile_params(t: TileXYZ) -> dict[str, Any]:
     """The values a tile binds into any of the plans (each plan uses some of them)."""
     b = bounds(t)
     width = b.xmax - b.xmin
     margin = width * BUFFER / EXTENT
     min_size = width / 256 * MIN_SIZE_PX if t.z < DETAIL_ZOOM else 0.0
-    origin = bounds(TileXYZ(t.tms, t.z, 0, 0))  # the zoom's grid starts at its first tile's top left corner
-    cell_m = (origin.xmax - origin.xmin) * CLUSTER_CELL / EXTENT
+    grid_x, grid_y, cell_m = _cell_grid(t.tms, t.z)
     ky, yoff = affine_y(b.ymin, b.ymax)
     return {
         "xmin": b.xmin,
@@ -220,12 +228,12 @@ def tile_params(t: TileXYZ) -> dict[str, Any]:
         # cells_per_deg_lon and cells_per_radius (Mercator's y over the Earth's radius); then the tile's first
         # column and row are taken away.
         "cells_per_m": 1 / cell_m,
-        "grid_x0": -origin.xmin / cell_m,
-        "grid_y0": origin.ymax / cell_m,
+        "grid_x0": -grid_x / cell_m,
+        "grid_y0": grid_y / cell_m,
         "cells_per_deg_lon": M_PER_DEGREE_X / cell_m,
         "cells_per_radius": EARTH_RADIUS_M / cell_m,
-        "tile_col0": float(t.x * (EXTENT // CLUSTER_CELL)),
-        "tile_row0": float(t.y * (EXTENT // CLUSTER_CELL)),
+        "tile_col0": float(t.x * CELLS),
+        "tile_row0": float(t.y * CELLS),
         # For tables in longitude/latitude (see tiles.lonlat): the same boxes in degrees, the size floor in
         # degrees at this tile's latitude, and the tile's affine map from degrees to Web Mercator metres.
         "lon_min": longitude(b.xmin),

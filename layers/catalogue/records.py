@@ -102,7 +102,8 @@ class Layer:
 
     @property
     def id_kind(self) -> str:
-        """`integer` or `string`: how the layer's ids look (a layer without an id field numbers its features)."""
+        """How the layer's ids look, as `Field.kind` says (`integer`, `string`, `number`...); a layer without an id
+        field numbers its features."""
         declared = self._by_name.get(self.id_column)
         return declared.kind if declared is not None else ("integer" if self.id_column == "fid" else "string")
 
