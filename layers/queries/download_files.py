@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -37,8 +38,9 @@ class StoredFile:
     etag: str
 
 
+@functools.lru_cache(maxsize=4096)
 def _folder_name(layer_id: str) -> str:
-    """A file-system-safe, collision-free folder name for a layer id."""
+    """A file-system-safe, collision-free folder name for a layer id (remembered: every edit notice asks for one)."""
     readable = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in layer_id)[:60]
     return f"{readable}-{hashlib.sha256(layer_id.encode()).hexdigest()[:12]}"
 
