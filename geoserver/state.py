@@ -73,6 +73,8 @@ class AppState:
     _awaiting: dict[str, asyncio.Future[None]] = field(default_factory=dict)  # writers' own notices, by transaction
     _acted: OrderedDict[str, None] = field(default_factory=OrderedDict)  # recent edit notices nobody waited for yet
     _budget_checked: bool = False  # the connection budget is checked once, on the listener's first connection
+    _reads_started: int = 0  # catalogue reads started so far, numbered from 1
+    _read_in_use: int = 0  # the number of the read whose registry is in use
 
     @property
     def registry(self) -> Registry:
@@ -93,13 +95,21 @@ class AppState:
         return self.open311_services
 
     async def reload_registry(self) -> None:
-        """Read the catalogue again; the old registry keeps serving until the new one is complete."""
+        """Read the catalogue again; the old registry keeps serving until the new one is complete.
+
+        Reads may overlap (a route's after its own change, the listener's after the notice): a read never replaces the
+        registry of one that started after it, so a route never answers from a catalogue older than its own change."""
+        self._reads_started += 1
+        number = self._reads_started
         async with self.db.connection() as conn:
             try:
                 registry = await Registry.load(conn)
             except psycopg.errors.UndefinedTable:
                 log.error("the catalogue tables do not exist: run `geoserver migrate`")
                 registry = Registry()
+        if number < self._read_in_use:
+            return  # a read that started later is in use already
+        self._read_in_use = number
         # Tile SQL is composed here, once per catalogue load, never per request.
         self.tiles = TileSources(registry.all_layers())
         self._registry = registry
