@@ -50,5 +50,5 @@ def test_an_older_catalogue_read_finishing_last_is_not_used(
     finally:
         monkeypatch.undo()
         client.portal.call(state.reload_registry)  # whatever happened, the other tests get the real catalogue
-    assert calls == 2
+    assert calls >= 2  # the two reads above (the listener may have read too)
     assert set(demo_city) <= set(in_use), "the older, emptier read replaced the newer registry"
