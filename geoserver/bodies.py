@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import Request
 
-from layers.errors import InvalidParameter, TooLarge
+from layers.errors import GeoServerError, InvalidParameter, TooLarge
 
 MAX_JSON_BYTES = 50 * 1024 * 1024
 MAX_FORM_BYTES = 64 * 1024  # an Open311 request: 4,000 characters of description and a few short fields
@@ -63,3 +63,24 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidParameter("the body must be a JSON object", parameter="body")
     return body
+
+
+class JsonOnce:
+    """A request's JSON body, read when first asked for and at most once: a request handled twice (a feature edit
+    asked again with its caller looked up afresh) gets the same value, or the same error, the second time."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self._read: tuple[Any, GeoServerError | None] | None = None
+
+    async def value(self) -> Any:
+        """The parsed body (`read_json`'s limits and errors)."""
+        if self._read is None:
+            try:
+                self._read = (await read_json(self.request), None)
+            except GeoServerError as exc:
+                self._read = (None, exc)
+        value, error = self._read
+        if error is not None:
+            raise error
+        return value

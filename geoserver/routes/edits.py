@@ -10,8 +10,8 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
-from geoserver.auth import PrincipalDep
-from geoserver.bodies import read_json
+from geoserver.auth import Caller, CallerDep, PrincipalDep, looked_up
+from geoserver.bodies import JsonOnce, read_json
 from geoserver.database import Workload
 from geoserver.media import GEOJSON, SCHEMA_JSON
 from geoserver.responses import PRIVATE, base_url, json_response
@@ -22,7 +22,16 @@ from layers.catalogue.records import IN_PLACE, Layer
 from layers.catalogue.visibility import Principal
 from layers.edits import change, creates, writes
 from layers.edits.schema import CheckedFeature, check_feature, json_schema
-from layers.errors import Forbidden, InvalidParameter, NotAllowed, NotFound, TooLarge, Unauthorized
+from layers.errors import (
+    Forbidden,
+    GeoServerError,
+    InvalidParameter,
+    NotAllowed,
+    NotFound,
+    Retryable,
+    TooLarge,
+    Unauthorized,
+)
 from layers.queries import crs as crs_mod
 from layers.queries import features
 
@@ -110,8 +119,33 @@ async def create(collection_id: str, request: Request, state: StateDep, principa
 
 
 async def _change(
-    collection_id: str, feature_id: str, request: Request, state: AppState, principal: Principal, *, replace: bool
+    collection_id: str, feature_id: str, request: Request, state: AppState, caller: Caller, *, replace: bool
 ) -> Response:
+    """A feature's PUT or PATCH. A caller this worker remembered (`geoserver.tokenmemory`) is taken at its word until
+    the write confirms it; when anything is refused before that (an unseen layer, no right to edit, a bad body) or
+    the write finds that the token no longer stands for it, nothing was written, and the request is handled again with
+    the token looked up afresh, so every answer is the one a lookup would have given."""
+    body = JsonOnce(request)
+    try:
+        return await _change_as(collection_id, feature_id, request, state, caller, body, replace=replace)
+    except (GeoServerError, change.NotConfirmed) as exc:
+        if not caller.remembered or isinstance(exc, Retryable) or caller.standing is None:
+            raise
+    fresh = await looked_up(state, caller.standing.digest)
+    return await _change_as(collection_id, feature_id, request, state, fresh, body, replace=replace)
+
+
+async def _change_as(
+    collection_id: str,
+    feature_id: str,
+    request: Request,
+    state: AppState,
+    caller: Caller,
+    body: JsonOnce,
+    *,
+    replace: bool,
+) -> Response:
+    principal = caller.principal
     layer = editable_layer(state, principal, collection_id)
     fid = _fid(layer, feature_id)
     if not replace and request.headers.get("content-type", "").split(";")[0].strip() not in (
@@ -119,16 +153,22 @@ async def _change(
         "application/json",
     ):
         raise InvalidParameter(f"send the changes as {MERGE_PATCH}", parameter="Content-Type")
-    feature = check_feature(layer, await read_json(request), crs=_crs(request), partial=not replace)
+    feature = check_feature(layer, await body.value(), crs=_crs(request), partial=not replace)
     if feature.fid is not None and feature.fid != fid:
         raise InvalidParameter("the id in the body differs from the one in the path: ids never change", parameter="id")
     writer = who(request, principal)
     sets = change.assignments(layer, feature, replace=replace)
+    assert caller.standing is not None  # a signed-in caller (editable_layer)
     async with state.db.connection(Workload.WRITES) as conn:  # one statement: its own transaction
-        written, text = await change.change(
-            conn, layer, fid, sets, state.statements, op="replace" if replace else "update",
-            if_match=request.headers.get("if-match"), who=writer,
-        )  # fmt: skip
+        try:
+            written, text = await change.change(
+                conn, layer, fid, sets, state.statements, op="replace" if replace else "update",
+                if_match=request.headers.get("if-match"), who=writer, standing=caller.standing,
+            )  # fmt: skip
+        except change.NotConfirmed:
+            if caller.remembered:
+                raise
+            raise Unauthorized("the token or its rights changed while this request ran: nothing was written") from None
     if written.xact is not None:
         request.scope[WRITTEN_XACT] = written.xact  # answered once this instance acted on the write's own notice
     headers = {"ETag": str(written.etag), "Cache-Control": PRIVATE, "Vary": "Authorization",
@@ -138,18 +178,16 @@ async def _change(
 
 @router.put("/collections/{collection_id}/items/{feature_id}", summary="Replace a feature")
 async def replace(
-    collection_id: str, feature_id: str, request: Request, state: StateDep, principal: PrincipalDep
+    collection_id: str, feature_id: str, request: Request, state: StateDep, caller: CallerDep
 ) -> Response:
     """The feature's public properties and geometry become the body's (private ones are kept); If-Match honoured."""
-    return await _change(collection_id, feature_id, request, state, principal, replace=True)
+    return await _change(collection_id, feature_id, request, state, caller, replace=True)
 
 
 @router.patch("/collections/{collection_id}/items/{feature_id}", summary="Update a feature (JSON merge-patch)")
-async def update(
-    collection_id: str, feature_id: str, request: Request, state: StateDep, principal: PrincipalDep
-) -> Response:
+async def update(collection_id: str, feature_id: str, request: Request, state: StateDep, caller: CallerDep) -> Response:
     """Only what the body names changes (null empties a property); the id and the geometry cannot be removed."""
-    return await _change(collection_id, feature_id, request, state, principal, replace=False)
+    return await _change(collection_id, feature_id, request, state, caller, replace=False)
 
 
 @router.delete("/collections/{collection_id}/items/{feature_id}", summary="Delete a feature", status_code=204)

@@ -125,7 +125,12 @@ async def principal_for_token(conn: AsyncConnection[Any], token: str) -> Princip
     """The caller a token stands for, or None for an unknown, revoked or expired token.
 
     The lookup is by the token's SHA-256 digest: no stored secret is ever compared byte by byte."""
-    cur = await conn.execute(_PRINCIPAL, {"digest": digest(token)})
+    return await principal_for_digest(conn, digest(token))
+
+
+async def principal_for_digest(conn: AsyncConnection[Any], token_digest: bytes) -> Principal | None:
+    """As `principal_for_token`, for a token already digested."""
+    cur = await conn.execute(_PRINCIPAL, {"digest": token_digest})
     row = await cur.fetchone()
     if row is None:
         return None

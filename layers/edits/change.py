@@ -1,11 +1,13 @@
 """Replacing or updating one feature in one statement: one round trip, one implicit transaction.
 
-The statement locks the row, checks If-Match (and whether the layer or its group requires it) against the row's
-entity tag, keeps the loaded state as version 1 before a feature's first write, numbers the new version once it holds
-the lock (so a write that waited for a concurrent one follows it), updates the row, keeps the new
-version in history, appends the change to the feed and the write to the audit log, and answers the stored feature
-with its new tag and the id of its transaction (which the change notice names: the writer waits for that notice,
-not for one more of its own). Nothing is written unless the checks pass; the answer says which failed.
+The statement confirms that the caller's token still stands for what the server took it for
+(`layers.catalogue.standing`: a server may remember it rather than look it up for each edit), locks the row, checks
+If-Match (and whether the layer or its group requires it) against the row's entity tag, keeps the loaded state as
+version 1 before a feature's first write, numbers the new version once it holds the lock (so a write that waited for a
+concurrent one follows it), updates the row, keeps the new version in history, appends the change to the feed and the
+write to the audit log, and answers the stored feature with its new tag and the id of its transaction (which the
+change notice names: the writer waits for that notice, not for one more of its own). Nothing is written unless the
+checks pass; the answer says which failed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from psycopg import AsyncConnection, sql
 
 from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
+from layers.catalogue.standing import STILL_STANDS, Standing
 from layers.edits.schema import CheckedFeature
 from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags, row_attributes
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
@@ -25,8 +28,15 @@ from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
 from layers.sqlcompose import Slot, StatementCache, render
 
+
+class NotConfirmed(Exception):
+    """The caller's token no longer stands for what the server took it for: nothing was written."""
+
+
 _STATEMENT = """
-WITH old AS (SELECT t AS r, {etag} AS etag FROM {table} AS t WHERE t.{id} = {fid} FOR UPDATE),
+WITH caller AS (SELECT {still_stands} AS confirmed),
+old AS (SELECT t AS r, {etag} AS etag FROM {table} AS t
+        WHERE t.{id} = {fid} AND (SELECT confirmed FROM caller) FOR UPDATE),
 rule AS (SELECT {layer_rule} OR coalesce((SELECT require_if_match FROM {groups} WHERE id = {group}), false)
          AS required),
 ok AS (SELECT old.* FROM old, rule WHERE CASE WHEN {tags}::text[] IS NULL THEN NOT rule.required
@@ -46,9 +56,9 @@ c AS (INSERT INTO {changes} (layer_id, fid, op, version, bbox)
 a AS (INSERT INTO {audit} (actor, action, layer_id, group_id, detail)
       SELECT {actor}, {action}, {layer}, {group}, json_build_object('fid', {fid_json}::jsonb, 'version', ver.v,
       'request', {request}) FROM new, ver)
-SELECT f.found, f.allowed, f.required, n.etag, n.version, n.change, n.xact, n.feature
-FROM (SELECT (SELECT count(*) FROM old) AS found, (SELECT count(*) FROM ok) AS allowed,
-      (SELECT required FROM rule) AS required) AS f
+SELECT f.confirmed, f.found, f.allowed, f.required, n.etag, n.version, n.change, n.xact, n.feature
+FROM (SELECT (SELECT confirmed FROM caller) AS confirmed, (SELECT count(*) FROM old) AS found,
+      (SELECT count(*) FROM ok) AS allowed, (SELECT required FROM rule) AS required) AS f
 LEFT JOIN (SELECT {etag} AS etag, (SELECT v FROM ver) AS version, (SELECT id FROM c) AS change,
            (SELECT xact FROM c) AS xact, {feature} AS feature FROM new AS t) AS n ON true
 """
@@ -115,6 +125,7 @@ def _statement(layer: Layer, shape: tuple[tuple[str, ...], bool]) -> bytes:
             feature=feature_json(layer, g),
             etag=ROW_ETAG,
             latest=LATEST_VERSION,
+            still_stands=STILL_STANDS,
         )
     )
 
@@ -129,8 +140,11 @@ async def change(
     op: str,
     if_match: str | None,
     who: Who,
+    standing: Standing,
 ) -> tuple[Written, str]:
     """Write the assignments to one feature; the written version and the stored feature's GeoJSON text.
+
+    `standing` is what the caller's token was taken for; unless it still stands, nothing is written (NotConfirmed).
 
     The statement is composed once per layer version and set of fields written (`statements` keeps it)."""
     if not sets.names and sets.geometry is None:
@@ -140,11 +154,13 @@ async def change(
         "fid": fid, "group": layer.group_id, "tags": if_match_tags(if_match), "layer": layer.id,
         "fid_text": fid_text(fid), "loaded_at": layer.updated_at, "op": op, "actor": who.actor,
         "request": who.request_id, "action": f"feature.{op}", "fid_json": json.dumps(fid), "geometry": sets.geometry,
-        **{f"s{i}": value for i, value in enumerate(sets.values)},
+        **{f"s{i}": value for i, value in enumerate(sets.values)}, **standing.values(layer.group_id),
     }  # fmt: skip
     row = await (await conn.execute(text, values)).fetchone()
     assert row is not None
-    found, allowed, required, etag, version, change_id, xact, feature = row
+    confirmed, found, allowed, required, etag, version, change_id, xact, feature = row
+    if not confirmed:
+        raise NotConfirmed
     if not found:
         raise NotFound("no such feature in this collection", parameter="featureId")
     if not allowed:

@@ -139,7 +139,7 @@ def test_the_lane_takes_feature_edits_and_leaves_reads_of_features_to_the_routes
     lane = FastLane(_passed_on, **next(m for m in app.user_middleware if m.cls is FastLane).kwargs)
     served: list[tuple[str, dict[str, str]]] = []
 
-    async def serve(route: Any, params: dict[str, str], scope: Any, receive: Any, send: Any) -> None:
+    async def serve(route: Any, caller: Any, params: dict[str, str], scope: Any, receive: Any, send: Any) -> None:
         served.append((scope["method"], params))
 
     lane._serve = serve  # type: ignore[method-assign, assignment]
