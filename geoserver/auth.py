@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
 from geoserver.state import AppState, StateDep
 from layers.access.tokens import digest, principal_for_digest
-from layers.catalogue.standing import Standing
+from layers.catalogue.standing import NotConfirmed, Standing
 from layers.catalogue.visibility import ANONYMOUS, Principal
-from layers.errors import Forbidden, InvalidParameter, Unauthorized
+from layers.errors import Conflict, Forbidden, InvalidParameter, Unauthorized
 
 UNKNOWN_TOKEN = "the token is unknown, revoked or expired"
+T = TypeVar("T")
 
 
 def bearer_token(request: Request) -> str | None:
@@ -36,7 +38,17 @@ async def current_principal(request: Request, state: StateDep) -> Principal:
     token = bearer_token(request)
     if token is None:
         return ANONYMOUS
-    return (await looked_up(state, digest(token))).principal
+    return await _principal(state, digest(token))
+
+
+async def _principal(state: AppState, token_digest: bytes) -> Principal:
+    """The principal a token stands for now (401 for none, and forgotten by the memory of edits)."""
+    async with state.db.connection() as conn:
+        principal = await principal_for_digest(conn, token_digest)
+    if principal is None:
+        state.token_memory.forget(token_digest)
+        raise Unauthorized(UNKNOWN_TOKEN)
+    return principal
 
 
 @dataclass(frozen=True)
@@ -51,26 +63,42 @@ class Caller:
 
 async def looked_up(state: AppState, token_digest: bytes) -> Caller:
     """The caller a token stands for now, looked up in the database (401 for none); remembered for later edits."""
-    async with state.db.connection() as conn:
-        principal = await principal_for_digest(conn, token_digest)
-    if principal is None or principal.subject is None:
-        state.token_memory.forget(token_digest)
-        raise Unauthorized(UNKNOWN_TOKEN)
+    principal = await _principal(state, token_digest)
     state.token_memory.put(token_digest, principal)
-    return Caller(principal, Standing(token_digest, principal.subject, principal.is_staff, principal.roles))
+    return Caller(principal, Standing.of(token_digest, principal))
 
 
 async def editing_caller(request: Request, state: StateDep) -> Caller:
-    """For a feature's PUT and PATCH, whose statement confirms the caller: what this worker remembers of the token,
-    else a lookup (`geoserver.tokenmemory`)."""
+    """For a feature's PUT and PATCH, whose statement confirms the caller (`confirmed`): what this worker remembers
+    of the token, else a lookup (`geoserver.tokenmemory`)."""
     token = bearer_token(request)
     if token is None:
         return Caller(ANONYMOUS)
     token_digest = digest(token)
     known = state.token_memory.get(token_digest)
-    if known is None or known.subject is None:
+    if known is None:
         return await looked_up(state, token_digest)
-    return Caller(known, Standing(token_digest, known.subject, known.is_staff, known.roles), remembered=True)
+    return Caller(known, Standing.of(token_digest, known), remembered=True)
+
+
+async def confirmed(state: AppState, caller: Caller, write: Callable[[Caller], Awaitable[T]]) -> T:
+    """`write` as this caller; it confirms the caller's standing in its own statement (NotConfirmed: nothing written).
+
+    Whatever a remembered caller's write raises, the token is looked up afresh: unless the lookup gives the same
+    principal (the answer stands, it is the one a lookup would have given), the request is handled again as the
+    caller it gives, which may be a 401, a 403 or a 404 before anything else. A caller whose rights change between
+    its lookup and its write is looked up once more; a third change in that instant is a 409."""
+    for _ in range(3):
+        try:
+            return await write(caller)
+        except Exception as exc:
+            if caller.standing is None or not (caller.remembered or isinstance(exc, NotConfirmed)):
+                raise
+            fresh = await looked_up(state, caller.standing.digest)
+            if not isinstance(exc, NotConfirmed) and fresh.principal == caller.principal:
+                raise
+            caller = fresh
+    raise Conflict("the token's rights changed while this request ran: nothing was written; send it again")
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
-from geoserver.auth import Caller, CallerDep, PrincipalDep, looked_up
+from geoserver.auth import Caller, CallerDep, PrincipalDep, confirmed
 from geoserver.bodies import JsonOnce, read_json
 from geoserver.database import Workload
 from geoserver.media import GEOJSON, SCHEMA_JSON
@@ -22,16 +22,7 @@ from layers.catalogue.records import IN_PLACE, Layer
 from layers.catalogue.visibility import Principal
 from layers.edits import change, creates, writes
 from layers.edits.schema import CheckedFeature, check_feature, json_schema
-from layers.errors import (
-    Forbidden,
-    GeoServerError,
-    InvalidParameter,
-    NotAllowed,
-    NotFound,
-    Retryable,
-    TooLarge,
-    Unauthorized,
-)
+from layers.errors import Forbidden, InvalidParameter, NotAllowed, NotFound, TooLarge, Unauthorized
 from layers.queries import crs as crs_mod
 from layers.queries import features
 
@@ -121,18 +112,14 @@ async def create(collection_id: str, request: Request, state: StateDep, principa
 async def _change(
     collection_id: str, feature_id: str, request: Request, state: AppState, caller: Caller, *, replace: bool
 ) -> Response:
-    """A feature's PUT or PATCH. A caller this worker remembered (`geoserver.tokenmemory`) is taken at its word until
-    the write confirms it; when anything is refused before that (an unseen layer, no right to edit, a bad body) or
-    the write finds that the token no longer stands for it, nothing was written, and the request is handled again with
-    the token looked up afresh, so every answer is the one a lookup would have given."""
+    """A feature's PUT or PATCH, as the caller the write confirms (`auth.confirmed`: a request may be handled again
+    with the token looked up afresh, so the body is read once and kept)."""
     body = JsonOnce(request)
-    try:
-        return await _change_as(collection_id, feature_id, request, state, caller, body, replace=replace)
-    except (GeoServerError, change.NotConfirmed) as exc:
-        if not caller.remembered or isinstance(exc, Retryable) or caller.standing is None:
-            raise
-    fresh = await looked_up(state, caller.standing.digest)
-    return await _change_as(collection_id, feature_id, request, state, fresh, body, replace=replace)
+
+    async def write(as_caller: Caller) -> Response:
+        return await _change_as(collection_id, feature_id, request, state, as_caller, body, replace=replace)
+
+    return await confirmed(state, caller, write)
 
 
 async def _change_as(
@@ -158,17 +145,12 @@ async def _change_as(
         raise InvalidParameter("the id in the body differs from the one in the path: ids never change", parameter="id")
     writer = who(request, principal)
     sets = change.assignments(layer, feature, replace=replace)
-    assert caller.standing is not None  # a signed-in caller (editable_layer)
+    assert caller.standing is not None  # editable_layer refused the anonymous caller
     async with state.db.connection(Workload.WRITES) as conn:  # one statement: its own transaction
-        try:
-            written, text = await change.change(
-                conn, layer, fid, sets, state.statements, op="replace" if replace else "update",
-                if_match=request.headers.get("if-match"), who=writer, standing=caller.standing,
-            )  # fmt: skip
-        except change.NotConfirmed:
-            if caller.remembered:
-                raise
-            raise Unauthorized("the token or its rights changed while this request ran: nothing was written") from None
+        written, text = await change.change(
+            conn, layer, fid, sets, state.statements, op="replace" if replace else "update",
+            if_match=request.headers.get("if-match"), who=writer, standing=caller.standing,
+        )  # fmt: skip
     if written.xact is not None:
         request.scope[WRITTEN_XACT] = written.xact  # answered once this instance acted on the write's own notice
     headers = {"ETag": str(written.etag), "Cache-Control": PRIVATE, "Vary": "Authorization",

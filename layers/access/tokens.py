@@ -2,8 +2,9 @@
 
 A token stands for a subject. One issued by a group (`group_id` set) carries its subject's role in that group only,
 so a group's publisher can never hand out another group's rights; one issued by City staff carries all of the
-subject's memberships. Roles are read from the memberships at every request: a change, a revocation or an expiry
-takes effect on every server at once.
+subject's memberships. Roles are read from the memberships at every request (a feature's PUT and PATCH confirm them
+inside the write instead, `layers.catalogue.standing`): a change, a revocation or an expiry takes effect on every
+server at once.
 """
 
 from __future__ import annotations

@@ -17,7 +17,13 @@ from typing import Any
 from psycopg import sql
 
 from layers.catalogue.models import MEMBERSHIPS_TABLE, TOKENS_TABLE
+from layers.catalogue.visibility import Principal
 from layers.sqlcompose import Slot
+
+
+class NotConfirmed(Exception):
+    """The caller's token no longer stands for what the server took it for: nothing was written."""
+
 
 # True while the token stands for the remembered subject, staff flag and role in the group (NULL: none).
 STILL_STANDS = sql.SQL(
@@ -44,6 +50,13 @@ class Standing:
     subject: str
     is_staff: bool
     roles: Mapping[str, str] = field(default_factory=dict)  # group id -> role
+
+    @classmethod
+    def of(cls, digest: bytes, principal: Principal) -> Standing:
+        """What a signed-in principal's token stands for."""
+        if principal.subject is None:
+            raise ValueError("an anonymous caller has no token to stand for anything")
+        return cls(digest, principal.subject, principal.is_staff, principal.roles)
 
     def values(self, group_id: str | None) -> dict[str, Any]:
         """The values `STILL_STANDS` is run with, for a layer of this group (None for a City layer)."""

@@ -20,18 +20,13 @@ from psycopg import AsyncConnection, sql
 
 from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
-from layers.catalogue.standing import STILL_STANDS, Standing
+from layers.catalogue.standing import STILL_STANDS, NotConfirmed, Standing
 from layers.edits.schema import CheckedFeature
 from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags, row_attributes
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
 from layers.queries.features import ROW_ETAG
 from layers.queries.geojson import feature_json
 from layers.sqlcompose import Slot, StatementCache, render
-
-
-class NotConfirmed(Exception):
-    """The caller's token no longer stands for what the server took it for: nothing was written."""
-
 
 _STATEMENT = """
 WITH caller AS (SELECT {still_stands} AS confirmed),

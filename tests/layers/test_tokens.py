@@ -100,3 +100,14 @@ def test_a_token_a_group_issues_stands_for_that_groups_role_only(database_url: s
     claim = Standing(digest(scoped), "di@stands", False, principal.roles)
     assert _stands(conn, claim, "scope-c") and _stands(conn, claim, "scope-d")  # no role claimed in scope-d
     assert not _stands(conn, Standing(digest(scoped), "di@stands", False, {"scope-d": "editor"}), "scope-d")
+
+
+def test_a_staff_token_stands_for_staff_until_revoked(database_url: str, conn: psycopg.Connection) -> None:
+    token = issue(database_url, "eve@stands", {"stand-e": "viewer"}, staff=True)
+    principal = asyncio.run(_resolve(database_url, token))
+    assert principal is not None and principal.is_staff
+    claim = Standing.of(digest(token), principal)
+    assert _stands(conn, claim, None) and _stands(conn, claim, "stand-e")
+    assert not _stands(conn, Standing(digest(token), "eve@stands", False, principal.roles), None)
+    conn.execute("UPDATE geoserver.api_tokens SET revoked_at = now() WHERE token_sha256 = %s", [digest(token)])
+    assert not _stands(conn, claim, None)
