@@ -70,6 +70,13 @@ def group_token(client: TestClient, staff: str, subject: str, role: str) -> tupl
     return made.json()["token"], made.json()["prefix"]
 
 
+def remembered_editor(client: TestClient, staff: str, subject: str, fid: int) -> tuple[str, str]:
+    """A new editor's token (token, prefix), after a first edit of the feature, so that the worker remembers it."""
+    token, prefix = group_token(client, staff, subject, "editor")
+    assert rename(client, token, fid, "first edit").status_code == 200
+    return token, prefix
+
+
 def rename(client: TestClient, token: str, fid: int, name: str, **headers: str) -> Any:
     """PATCH the feature's name."""
     return client.patch(f"/collections/{L}/items/{fid}", json={"properties": {"name": name}},
@@ -105,8 +112,7 @@ def test_a_remembered_caller_writes_without_a_lookup(client: TestClient, staff: 
 def test_a_revoked_token_writes_and_learns_nothing_on_the_next_edit(
     client: TestClient, staff: str, lookups: list[bytes]
 ) -> None:
-    token, prefix = group_token(client, staff, "rev@rights", "editor")
-    assert rename(client, token, 2, "before").status_code == 200
+    token, prefix = remembered_editor(client, staff, "rev@rights", 2)
     before, remembered = stored(client, staff, 2), memory(client).get(digest(token))
     assert remembered is not None
     assert client.delete(f"/groups/{GROUP}/tokens/{prefix}", headers=bearer(staff)).status_code == 204
@@ -143,8 +149,7 @@ def test_an_expired_token_writes_nothing_on_the_next_edit(
 
 
 def test_a_lower_role_or_leaving_the_group_writes_and_learns_nothing(client: TestClient, staff: str) -> None:
-    token, _ = group_token(client, staff, "down@rights", "editor")
-    assert rename(client, token, 4, "before").status_code == 200
+    token, _ = remembered_editor(client, staff, "down@rights", 4)
     before, remembered = stored(client, staff, 4), memory(client).get(digest(token))
     member(client, staff, "down@rights", "viewer")
     refused = rename(client, token, 4, "as a viewer")
@@ -174,12 +179,11 @@ def test_a_higher_role_is_honoured_and_the_body_is_read_once(
 def test_errors_of_a_remembered_caller_stand_when_a_lookup_agrees(
     client: TestClient, staff: str, lookups: list[bytes]
 ) -> None:
-    token, _ = group_token(client, staff, "err@rights", "editor")
-    assert rename(client, token, 1, "fine").status_code == 200
+    token, _ = remembered_editor(client, staff, "err@rights", 1)
     lookups.clear()
     assert rename(client, token, 1, "x", **{"If-Match": '"stale"'}).status_code == 412
     unknown = client.patch(f"/collections/{L}/items/1", json={"properties": {"nope": 1}},
                            headers={**bearer(token), "Content-Type": PATCH})  # fmt: skip
     assert unknown.status_code == 400 and "nope" in unknown.json()["description"]
     assert rename(client, token, 999, "missing").status_code == 404
-    assert lookups.count(digest(token)) == 3 and stored(client, staff, 1)[0] == "fine"
+    assert lookups.count(digest(token)) == 3 and stored(client, staff, 1)[0] == "first edit"
