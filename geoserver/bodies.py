@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import Request
 
-from layers.errors import GeoServerError, InvalidParameter, TooLarge
+from layers.errors import InvalidParameter, TooLarge
 
 MAX_JSON_BYTES = 50 * 1024 * 1024
 MAX_FORM_BYTES = 64 * 1024  # an Open311 request: 4,000 characters of description and a few short fields
@@ -71,14 +71,14 @@ class JsonOnce:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self._read: tuple[Any, GeoServerError | None] | None = None
+        self._read: tuple[Any, Exception | None] | None = None
 
     async def value(self) -> Any:
         """The parsed body (`read_json`'s limits and errors)."""
         if self._read is None:
             try:
                 self._read = (await read_json(self.request), None)
-            except GeoServerError as exc:
+            except Exception as exc:  # a bad body, or the client gone: the same the second time, never a re-read
                 self._read = (None, exc)
         value, error = self._read
         if error is not None:
