@@ -116,8 +116,9 @@ def _pool(settings: Settings, url: str, workload: Workload, size: int) -> AsyncC
             "autocommit": True,
             "application_name": f"geoserver-{workload.value}",
             "connect_timeout": max(1, int(settings.connect_timeout_s)),
-            # UTC: timestamps in JSON answers never depend on where the database runs.
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
+            # UTC and ISO dates: timestamps in JSON answers and in features' entity tags (a row's text) never
+            # depend on where the database runs.
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC -c datestyle=ISO",
         },
     )
 

@@ -22,9 +22,9 @@ from layers.catalogue.models import AUDIT_TABLE, CHANGES_TABLE, GROUPS_TABLE, HI
 from layers.catalogue.records import Layer
 from layers.catalogue.standing import STILL_STANDS, NotConfirmed, Standing
 from layers.edits.schema import CheckedFeature
-from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags, row_attributes
+from layers.edits.writes import LATEST_VERSION, Who, Written, fid_text, if_match_tags
 from layers.errors import InvalidParameter, NotFound, PreconditionFailed, PreconditionRequired
-from layers.queries.features import ROW_ETAG
+from layers.queries.features import ROW_ETAG, row_attributes
 from layers.queries.geojson import feature_json
 from layers.sqlcompose import Slot, StatementCache, render
 
@@ -57,12 +57,6 @@ FROM (SELECT (SELECT confirmed FROM caller) AS confirmed, (SELECT count(*) FROM 
 LEFT JOIN (SELECT {etag} AS etag, (SELECT v FROM ver) AS version, (SELECT id FROM c) AS change,
            (SELECT xact FROM c) AS xact, {feature} AS feature FROM new AS t) AS n ON true
 """
-
-
-def _row_attributes(layer: Layer) -> sql.Composable:
-    """The old row's columns but its geometries, from the locked row's composite value."""
-    drop = [layer.geometry_column, *([layer.geometry_3857_column] if layer.geometry_3857_column else [])]
-    return sql.SQL(" - ").join([sql.SQL("to_jsonb(ok.r)"), *map(sql.Literal, drop)])
 
 
 @dataclass(frozen=True)
@@ -105,12 +99,12 @@ def _statement(layer: Layer, shape: tuple[tuple[str, ...], bool]) -> bytes:
             history=HISTORY_TABLE,
             layer=Slot("layer"),
             fid_text=Slot("fid_text"),
-            old_attributes=_row_attributes(layer),
+            old_attributes=row_attributes(layer, sql.SQL("ok.r")),  # the locked row's composite value
             g=g,
             loaded_at=Slot("loaded_at"),
             sets=sql.SQL(", ").join(sets),
             op=Slot("op"),
-            new_attributes=row_attributes(layer, "new"),
+            new_attributes=row_attributes(layer, sql.Identifier("new")),
             actor=Slot("actor"),
             request=Slot("request"),
             changes=CHANGES_TABLE,

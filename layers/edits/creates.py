@@ -17,9 +17,9 @@ from psycopg.types.json import Jsonb
 from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.edits.schema import CheckedFeature, editable
-from layers.edits.writes import LATEST_VERSION, Who, Written, lock_new_features, row_attributes
+from layers.edits.writes import LATEST_VERSION, Who, Written, lock_new_features
 from layers.errors import Conflict, InvalidParameter
-from layers.queries.features import ROW_ETAG
+from layers.queries.features import ROW_ETAG, row_attributes
 from layers.sqlcompose import Slot, StatementCache, render
 
 _SQL_TYPES = {
@@ -102,7 +102,7 @@ def _insert(layer: Layer, names: tuple[str, ...]) -> bytes:
             history=HISTORY_TABLE,
             layer=Slot("layer"),
             id=sql.Identifier(layer.id_column),
-            attributes=row_attributes(layer, "new"),
+            attributes=row_attributes(layer, sql.Identifier("new")),
             latest=LATEST_VERSION,
             actor=Slot("actor"),
             request=Slot("request"),

@@ -21,10 +21,9 @@ from layers.edits.writes import (
     if_match_required,
     lock_new_features,
     locked,
-    row_attributes,
 )
 from layers.errors import NotFound
-from layers.queries.features import ROW_ETAG
+from layers.queries.features import ROW_ETAG, row_attributes
 from layers.sqlcompose import Binder, Slot, render
 
 HISTORY_CHUNK = 2_000
@@ -183,7 +182,7 @@ async def _record_restore(
         layer=bind(layer.id),
         fid_text=bind(fid_text(fid)),
         version=bind(version),
-        attributes=row_attributes(layer, "new"),
+        attributes=row_attributes(layer, sql.Identifier("new")),
         g=g,
         actor=bind(who.actor),
         request=bind(who.request_id),

@@ -18,7 +18,7 @@ from layers.catalogue.journal import Statement, audit
 from layers.catalogue.models import CATALOG_SCHEMA, CHANGES_TABLE, GROUPS_TABLE, HISTORY_TABLE
 from layers.catalogue.records import Layer
 from layers.errors import NotFound, PreconditionFailed, PreconditionRequired
-from layers.queries.features import ROW_ETAG
+from layers.queries.features import ROW_ETAG, row_attributes
 from layers.sqlcompose import Binder, Slot, render
 
 # A feature's latest version in history (0 for none), read with a snapshot of its own (migration 0009): called once
@@ -53,12 +53,6 @@ class Written:
 def fid_text(fid: Any) -> str:
     """A feature id as history and the feed store it: its JSON text (42, or "P1")."""
     return json.dumps(fid, ensure_ascii=False)  # as PostgreSQL writes to_jsonb(id)::text
-
-
-def row_attributes(layer: Layer, row: str) -> sql.Composable:
-    """Every column of a row but its geometries, as JSON: what history keeps of a version."""
-    drop = [layer.geometry_column, *([layer.geometry_3857_column] if layer.geometry_3857_column else [])]
-    return sql.SQL(" - ").join([sql.SQL("to_jsonb({})").format(sql.Identifier(row)), *map(sql.Literal, drop)])
 
 
 _LAYER_LOCK = render(sql.SQL("SELECT pg_advisory_xact_lock(hashtextextended({}, 0))").format(Slot("key")))
@@ -132,7 +126,7 @@ async def remember_first(conn: AsyncConnection[Any], layer: Layer, fid: Any, who
         history=HISTORY_TABLE,
         layer=Slot("layer"),
         fid_text=Slot("fid_text"),
-        attributes=row_attributes(layer, "t"),
+        attributes=row_attributes(layer, sql.Identifier("t")),
         g=sql.Identifier(layer.geometry_column),
         loaded_at=Slot("loaded_at"),
         table=layer.table,
@@ -167,7 +161,7 @@ async def delete(conn: AsyncConnection[Any], layer: Layer, fid: Any, *, if_match
         layer=bind(layer.id),
         fid_text=bind(fid_text(fid)),
         version=bind(version),
-        attributes=row_attributes(layer, "old"),
+        attributes=row_attributes(layer, sql.Identifier("old")),
         g=sql.Identifier(layer.geometry_column),
         actor=bind(who.actor),
         request=bind(who.request_id),

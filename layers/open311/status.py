@@ -14,6 +14,7 @@ from layers.catalogue.models import CHANGES_TABLE, HISTORY_TABLE, STATUS_TABLE
 from layers.errors import InvalidParameter, NotFound
 from layers.open311.places import RequestsLayer
 from layers.open311.submission import CONTROL
+from layers.queries.features import row_attributes
 from layers.sqlcompose import Slot, render
 
 STATUSES = ("open", "closed")
@@ -62,15 +63,11 @@ async def set_status(
     """Set a request's status and notes; the version written. NotFound for a request the layer does not hold."""
     status, notes = check_status(status, notes)
     layer = where.layer
-    drop = [layer.geometry_column, *([layer.geometry_3857_column] if layer.geometry_3857_column else [])]
-
-    def row(expression: str) -> sql.Composable:
-        return sql.SQL(" - ").join([sql.SQL(expression), *map(sql.Literal, drop)])
-
     statement = sql.SQL(_STATEMENT).format(
         table=layer.table, id=where.id, rid=Slot("rid"), history=HISTORY_TABLE, layer=Slot("layer"), fid=Slot("fid"),
-        old_row=row("to_jsonb(old.r)"), g=where.geom, loaded_at=Slot("loaded_at"), status=where.column("status"),
-        value=Slot("status"), closed=where.column("closed"), new_row=row("to_jsonb(new)"), actor=Slot("actor"),
+        old_row=row_attributes(layer, sql.SQL("old.r")), g=where.geom, loaded_at=Slot("loaded_at"),
+        status=where.column("status"), value=Slot("status"), closed=where.column("closed"),
+        new_row=row_attributes(layer, sql.Identifier("new")), actor=Slot("actor"),
         changes=CHANGES_TABLE, notes=STATUS_TABLE, text=Slot("notes"),
     )  # fmt: skip
     values = {

@@ -8,6 +8,7 @@ as the rows. Large pages stream from a server-side cursor a chunk at a time.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -211,7 +212,21 @@ def build(layer: Layer, query: ItemsQuery, *, count_in_page: bool = True) -> Ite
 
 # A strong entity tag of a stored row: it changes whenever any column changes, private ones included, so If-Match
 # catches every concurrent write (and tells nothing about the private values).
-ROW_ETAG = sql.SQL("md5(row_to_json(t)::text)")
+# A feature's strong entity tag: the MD5 of its row's text, in which geometries are hex EWKB. (`row_to_json`, used
+# before, writes every geometry as GeoJSON through PostGIS's cast: 27.6 µs a point row against 2.4 µs, measured over
+# 200,000 rows.) Dates in that text follow DateStyle and TimeZone, which every pooled connection sets.
+ROW_ETAG = sql.SQL("md5(t::text)")
+
+
+def row_attributes(layer: Layer, row: sql.Composable) -> sql.Composable:
+    """Every column of `row` (a row of the layer's table) but its geometries, as JSONB: what history keeps.
+
+    The geometries are set to NULL before the row becomes JSON, then dropped: `to_jsonb` would otherwise convert each
+    one to GeoJSON only to drop it (25 µs a point, 0.66 ms a polygon of 1,000 vertices, measured)."""
+    drop = [layer.geometry_column, *([layer.geometry_3857_column] if layer.geometry_3857_column else [])]
+    nulls = sql.Literal(json.dumps(dict.fromkeys(drop)))
+    blank = sql.SQL("to_jsonb(jsonb_populate_record({}, {}::jsonb))").format(row, nulls)
+    return sql.SQL(" - ").join([blank, *map(sql.Literal, drop)])
 
 
 @dataclass
