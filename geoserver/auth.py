@@ -46,7 +46,7 @@ async def _principal(state: AppState, token_digest: bytes) -> Principal:
     async with state.db.connection() as conn:
         principal = await principal_for_digest(conn, token_digest)
     if principal is None:
-        state.token_memory.forget(token_digest)
+        state.token_memory.pop(token_digest, None)
         raise Unauthorized(UNKNOWN_TOKEN)
     return principal
 
@@ -64,7 +64,7 @@ class Caller:
 async def looked_up(state: AppState, token_digest: bytes) -> Caller:
     """The caller a token stands for now, looked up in the database (401 for none); remembered for later edits."""
     principal = await _principal(state, token_digest)
-    state.token_memory.put(token_digest, principal)
+    state.token_memory[token_digest] = principal
     return Caller(principal, Standing.of(token_digest, principal))
 
 

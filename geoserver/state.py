@@ -24,7 +24,7 @@ from geoserver.replicas import current_lsn
 from geoserver.settings import Settings
 from geoserver.sharedcache import CATALOGUE_KEY, Purger, edit_keys, layer_key
 from geoserver.ticker import Ticker
-from geoserver.tokenmemory import TokenMemory
+from geoserver.tokenmemory import TokenMemory, token_memory
 from layers.catalogue.models import CHANGE_CHANNEL
 from layers.catalogue.registry import Registry
 from layers.edits import feed
@@ -67,7 +67,7 @@ class AppState:
     search: SearchService = field(default_factory=SearchService)
     statements: StatementCache = field(default_factory=StatementCache)  # composed per shape, e.g. an edit's fields
     tiles: TileSources = field(default_factory=TileSources)
-    token_memory: TokenMemory = field(default_factory=TokenMemory)  # for feature edits, which confirm it themselves
+    token_memory: TokenMemory = field(default_factory=token_memory)  # for feature edits, which confirm it themselves
     registry_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     _registry: Registry = field(default_factory=Registry)
     open311_services: ServiceCatalogue | None = None

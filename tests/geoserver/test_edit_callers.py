@@ -128,7 +128,7 @@ def test_a_revoked_token_writes_and_learns_nothing_on_the_next_edit(
         lambda: rename(client, token, 999, "no such feature"),
     ]
     for probe in probes:
-        memory(client).put(digest(token), remembered)  # as if this worker had not heard yet
+        memory(client)[digest(token)] = remembered  # as if this worker had not heard yet
         lookups.clear()
         refused = probe()
         assert refused.status_code == 401 and "revoked" in refused.json()["description"], refused.text
@@ -157,7 +157,7 @@ def test_a_lower_role_or_leaving_the_group_writes_and_learns_nothing(client: Tes
     assert stored(client, staff, 4) == before
     member(client, staff, "down@rights", None)
     for body in ({"properties": {"name": "out of the group"}}, {"properties": {"no_such_field": 1}}):
-        memory(client).put(digest(token), remembered)  # remembered as the editor it was
+        memory(client)[digest(token)] = remembered  # remembered as the editor it was
         gone = client.patch(f"/collections/{L}/items/4", json=body, headers={**bearer(token), "Content-Type": PATCH})
         assert gone.status_code == 404 and gone.json()["code"] == "not_found"  # unseen, not a 400 on its fields
     assert stored(client, staff, 4) == before
