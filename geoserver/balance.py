@@ -13,10 +13,9 @@ kernel hashes again, and within a few such answers every worker holds its share.
 whole answer, as HTTP/1.1 allows at any time; the client pays one TCP handshake to reconnect.
 
 Only this worker writes its slot, one aligned 8-byte integer at a time; the others read it without a lock (a count a
-moment old does no harm). The board has one slot per configured worker, claimed under a file lock: a worker that
-starts takes a free slot, or the slot of a worker that died (the supervisor starts the replacement once the dead one
-is gone); one that finds none serves on without evening out. Before closing a connection, the slots of workers that
-died without freeing them are left out of the share.
+moment old does no harm). Slots are claimed under a file lock: a worker that starts takes a free slot, or the slot of
+a worker that died, which the supervisor is replacing. Before closing a connection, the slots of workers that died
+without freeing them are left out of the share.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import fcntl
-import logging
 import mmap
 import os
 import tempfile
@@ -32,10 +30,8 @@ from pathlib import Path
 
 from geoserver.httpserver import JsonErrorsProtocol
 
-log = logging.getLogger("geoserver.balance")
-
+SLOTS = 64  # workers at most (Settings.workers)
 _INTS_PER_SLOT = 2  # process id, open connections
-_SLOT_BYTES = _INTS_PER_SLOT * 8
 
 
 def _alive(pid: int) -> bool:
@@ -48,12 +44,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def create_board(workers: int) -> Path:
-    """A new, empty board for a server's `workers` (in memory where the system has /dev/shm); the caller removes it."""
+def create_board() -> Path:
+    """A new, empty board for one server's workers (in memory where the system has /dev/shm); the caller removes it."""
     shm = Path("/dev/shm")
     fd, name = tempfile.mkstemp(prefix="geoserver-workers-", suffix=".board", dir=shm if shm.is_dir() else None)
     try:
-        os.ftruncate(fd, workers * _SLOT_BYTES)
+        os.ftruncate(fd, SLOTS * _INTS_PER_SLOT * 8)
     finally:
         os.close(fd)
     return Path(name)
@@ -65,8 +61,7 @@ class Board:
     def __init__(self, path: Path) -> None:
         fd = os.open(path, os.O_RDWR)
         try:
-            self._slots = os.fstat(fd).st_size // _SLOT_BYTES
-            self._map = mmap.mmap(fd, self._slots * _SLOT_BYTES)
+            self._map = mmap.mmap(fd, SLOTS * _INTS_PER_SLOT * 8)
             with open(fd, closefd=False) as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 try:
@@ -79,12 +74,12 @@ class Board:
 
     def _claim(self) -> int:
         ints, pid = self._ints, os.getpid()
-        for slot in range(self._slots):
+        for slot in range(SLOTS):
             owner = ints[slot * _INTS_PER_SLOT]
             if owner == 0 or not _alive(owner):
                 ints[slot * _INTS_PER_SLOT], ints[slot * _INTS_PER_SLOT + 1] = pid, 0
                 return slot
-        raise RuntimeError(f"more than {self._slots} workers share one board")
+        raise RuntimeError(f"more than {SLOTS} workers share one board")
 
     @property
     def slot(self) -> int:
@@ -115,7 +110,7 @@ class Board:
 
     def _above(self, mine: int, *, live_only: bool) -> bool:
         ints, total, workers = self._ints, 0, 0
-        for index in range(0, self._slots * _INTS_PER_SLOT, _INTS_PER_SLOT):
+        for index in range(0, SLOTS * _INTS_PER_SLOT, _INTS_PER_SLOT):
             owner = ints[index]
             if owner and (not live_only or _alive(owner)):
                 workers += 1
@@ -129,11 +124,7 @@ _board: Board | None = None  # this worker's, once it has joined (one per proces
 def join(path: Path) -> None:
     """Make this worker process count its connections on the board at `path` (called once, as the worker starts)."""
     global _board  # noqa: PLW0603 - uvicorn builds the protocol with its own arguments: the board is the process's
-    try:
-        _board = Board(path)
-    except (OSError, RuntimeError) as exc:  # no slot or no board: this worker serves on, without evening out
-        log.warning("this worker does not even out its connections: %s", exc)
-        return
+    _board = Board(path)
     atexit.register(_board.release)
 
 

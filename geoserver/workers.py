@@ -91,7 +91,7 @@ def run_workers(factory: str, workers: int, options: dict[str, Any]) -> None:
     # The board's protocol is the server's own (`options["http"]`) plus the counting: see geoserver.balance.
     config = Config(factory, factory=True, workers=workers, **{**options, "http": balance.BalancedProtocol})
     check_port_free(config.host, config.port)
-    board = balance.create_board(workers)
+    board = balance.create_board()
     try:
         own = SocketInWorker(config.host, config.port, board)
         Multiprocess(config, sockets=cast(list[socket.socket], [own])).run()
