@@ -4,8 +4,7 @@ uvicorn's workers share one listening socket, and a burst of new connections goe
 it accepts them all. With connections that stay open (a proxy's pool to its upstream, a benchmark's clients), one
 worker then serves most of them while the other waits: measured with 16 connections on 2 workers, splits of 16/0,
 14/2 and 13/3 were common. Here each worker binds its own socket with SO_REUSEPORT, and the kernel hands each new
-connection to one of them by a hash of its addresses; connections that stay open are then evened out by the
-workers themselves (`geoserver.balance`).
+connection to one of them by a hash of its addresses.
 
 The supervisor stays uvicorn's (restarts, signals, health checks). What it hands each worker is not a socket but
 `SocketInWorker`, which becomes one when the worker unpickles it: the supervisor holds none, and a worker that dies
@@ -21,14 +20,12 @@ from __future__ import annotations
 import logging
 import socket
 import sys
-from pathlib import Path
 from typing import Any, cast
 
 from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from geoserver import balance
 from layers.errors import GeoServerError
 
 log = logging.getLogger("geoserver.workers")
@@ -57,22 +54,15 @@ def bind_reusing_port(host: str, port: int) -> socket.socket:
     return sock
 
 
-def worker_socket(host: str, port: int, board: str) -> socket.socket:
-    """In a worker, as it starts: its own socket (`bind_reusing_port`), and its slot on the connections board."""
-    sock = bind_reusing_port(host, port)
-    balance.join(Path(board))
-    return sock
-
-
 class SocketInWorker:
     """What the supervisor hands each worker instead of a socket: unpickled in the worker, a socket of its own,
-    bound (uvicorn listens on it once the worker's app has started), and the worker's slot on the board."""
+    bound (uvicorn listens on it once the worker's app has started)."""
 
-    def __init__(self, host: str, port: int, board: Path) -> None:
-        self.host, self.port, self.board = host, port, board
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int, str]]:
-        return worker_socket, (self.host, self.port, str(self.board))
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return bind_reusing_port, (self.host, self.port)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -88,12 +78,7 @@ def check_port_free(host: str, port: int) -> None:
 def run_workers(factory: str, workers: int, options: dict[str, Any]) -> None:
     """Run `workers` processes of the app that `factory` (an import path) builds, under uvicorn's supervisor, each
     listening on a socket of its own; `options` are uvicorn's."""
-    # The board's protocol is the server's own (`options["http"]`) plus the counting: see geoserver.balance.
-    config = Config(factory, factory=True, workers=workers, **{**options, "http": balance.BalancedProtocol})
+    config = Config(factory, factory=True, workers=workers, **options)
     check_port_free(config.host, config.port)
-    board = balance.create_board()
-    try:
-        own = SocketInWorker(config.host, config.port, board)
-        Multiprocess(config, sockets=cast(list[socket.socket], [own])).run()
-    finally:
-        board.unlink(missing_ok=True)
+    own = SocketInWorker(config.host, config.port)
+    Multiprocess(config, sockets=cast(list[socket.socket], [own])).run()

@@ -1,11 +1,9 @@
 """Several workers on one port: each listens on a socket of its own, so a burst of new connections reaches all of
-them (with one shared socket, the first worker to wake took most of a burst); connections that stay open end up
-evenly spread; a busy port fails with its address.
+them (with one shared socket, the first worker to wake took most of a burst); a busy port fails with its address.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import socket
 import subprocess
@@ -69,15 +67,11 @@ def test_a_burst_of_connections_reaches_every_worker(database_url: str) -> None:
         _until_listening(server.port, 2)
         clients = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(CONNECTIONS)]
         try:
-            deadline = time.monotonic() + 10
-            # Counted before any answer: an answer may close a connection to spread them evenly (test below).
-            while sum((counts := _connections_per_worker(server.process.pid, server.port)).values()) < CONNECTIONS:
-                assert time.monotonic() < deadline, f"the workers did not accept every connection: {counts}"
-                time.sleep(0.05)
             for client in clients:
                 client.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             for client in clients:
                 assert client.recv(64).startswith(b"HTTP/1.1 200")  # every connection was accepted and answered
+            counts = _connections_per_worker(server.process.pid, server.port)
         finally:
             for client in clients:
                 client.close()
@@ -85,33 +79,6 @@ def test_a_burst_of_connections_reaches_every_worker(database_url: str) -> None:
     # Spread by a hash of the addresses: all 16 on one worker has odds of 1 in 32,768 (with one shared socket, the
     # first worker to wake took all 16, three times in three).
     assert len(counts) == 2, counts
-
-
-def test_connections_that_stay_open_end_up_evenly_spread(database_url: str) -> None:
-    with ServerProcess(database_url, make_shared_dir("geoserver-workers-even-"), workers="2") as server:
-        _until_listening(server.port, 2)
-        clients = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=10) for _ in range(CONNECTIONS)]
-        closes = []
-        try:
-            for _ in range(30):  # rounds of one request per connection, until a round closes none
-                closed = 0
-                for client in clients:
-                    client.request("GET", "/health")  # reconnects first if the last answer closed the connection
-                    response = client.getresponse()
-                    response.read()
-                    assert response.status == 200
-                    closed += response.getheader("Connection", "").lower() == "close"
-                closes.append(closed)
-                if not closed:
-                    break
-            counts = _connections_per_worker(server.process.pid, server.port)
-        finally:
-            for client in clients:
-                client.close()
-    # The hash alone leaves 16 connections 8/8 in about one run in five (12/4 or worse in one in five).
-    assert sorted(counts.values()) == [CONNECTIONS // 2, CONNECTIONS // 2], (counts, closes)
-    assert closes[-1] == 0, closes
-    assert sum(closes) <= 4 * CONNECTIONS, closes  # a few reconnections, not a storm
 
 
 def test_a_busy_port_fails_naming_the_address(database_url: str) -> None:
