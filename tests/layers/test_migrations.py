@@ -62,6 +62,7 @@ def test_every_migration_goes_down_and_up_again(scratch_url: str) -> None:
     assert _count(scratch_url, _PLANS_WITH_INDEX) == 1  # 0012
     downgrade(scratch_url, "0010")
     assert _count(scratch_url, _FUNCTIONS) == 1 and _count(scratch_url, _PLANS_WITH_INDEX) == 0
+    assert _count(scratch_url, _FUNCTIONS + " AND prosrc LIKE '%max(version)%'") == 1  # 0009's body is back
     before_plans, _ = _state(scratch_url)
     assert before_plans is not None and "INTO box, delta FROM new_rows" not in before_plans and "'xact'" in before_plans
     downgrade(scratch_url, "0007")

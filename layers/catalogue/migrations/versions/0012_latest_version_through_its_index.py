@@ -39,6 +39,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # CREATE OR REPLACE keeps a function's SET clauses unless given new ones: reset it, then restore 0009's body.
-    op.execute("ALTER FUNCTION geoserver.latest_version(text, text) RESET ALL")
+    # CREATE OR REPLACE sets every property anew but owner and grants: the SET clause goes with it.
     op.execute(PREVIOUS)
