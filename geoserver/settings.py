@@ -30,7 +30,12 @@ class Settings(BaseSettings):
     load_demo: bool = Field(default=True, description="Load the demo City on first start when empty.")
     demo_scale: float = Field(default=1.0, gt=0, le=1000)
     pool_min_size: int = Field(default=1, ge=0, description="Connections each pool keeps open when idle.")
-    pool_max_size: int = Field(default=10, ge=1, description="Connections for map and search requests.")
+    pool_max_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Connections for map and search requests, per worker; unset: twice the cores this server may "
+        "use, shared among its workers, at least 2.",
+    )
     heavy_pool_size: int = Field(
         default=2, ge=1, description="Connections for CQL2 filters, pages over 1,000, 311 stats."
     )

@@ -125,7 +125,6 @@ class Server:
             "GEOSERVER_LOG_LEVEL": "warning",
             "GEOSERVER_TILE_CACHE_MB": str(cache_mb),
             "GEOSERVER_WORKERS": str(workers),
-            "GEOSERVER_POOL_MAX_SIZE": "8",
         }
         return cls([PYTHON, "-m", "geoserver", "serve"], env, port, "/ready")
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from geoserver import database
 from geoserver.app import create_app
-from geoserver.database import connections_per_worker
+from geoserver.database import Database, Workload, connections_per_worker
 from geoserver.settings import Settings
 from tests.support.servers import until_ready
 
@@ -35,3 +36,17 @@ def test_an_instance_that_could_exhaust_postgresql_warns_at_start(
         # The embedded test cluster allows 200 connections, 3 of them kept for superusers.
         assert f"{workers} worker(s) may open {workers * connections_per_worker(settings)} connections" in said[0]
         assert "which allows 197" in said[0] and "GEOSERVER_POOL_MAX_SIZE" in said[0]
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "setting", "expected"),
+    [(2, 1, None, 4), (2, 2, None, 2), (2, 4, None, 2), (8, 3, None, 6), (2, 1, 10, 10)],
+)
+def test_the_map_pool_is_twice_the_cores_shared_among_the_workers_unless_set(
+    monkeypatch: pytest.MonkeyPatch, app_data_dir: Path, cores: int, workers: int, setting: int | None, expected: int
+) -> None:
+    monkeypatch.setattr(database, "available_cores", lambda: cores)
+    settings = Settings(data_dir=app_data_dir, workers=workers, pool_max_size=setting)
+    built = Database.build(settings, "postgresql://nobody@127.0.0.1:1/none")  # pools built closed: nothing connects
+    assert built.pools[Workload.INTERACTIVE].max_size == expected
+    assert connections_per_worker(settings) == expected + settings.heavy_pool_size + settings.writes_pool_size + 1
