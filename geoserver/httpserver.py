@@ -8,6 +8,8 @@ them into memory without limit), a 400 for what the parser cannot read (its own 
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -112,3 +114,14 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn's options shared by every way this app is served (`geoserver serve`, its workers, the tests)."""
+    return {
+        "lifespan": "on",
+        "http": JsonErrorsProtocol,  # the parser's own errors in the API's JSON
+        # No route speaks WebSocket: a request asking to upgrade is answered as the plain HTTP request it also is,
+        # never handed to the app as a WebSocket connection (uvicorn's default accepts the upgrade).
+        "ws": "none",
+    }

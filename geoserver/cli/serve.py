@@ -35,7 +35,7 @@ def serve(
     import uvicorn
 
     from geoserver.app import create_app
-    from geoserver.httpserver import JsonErrorsProtocol
+    from geoserver.httpserver import server_options
     from geoserver.logs import uvicorn_log_config
     from geoserver.workers import run_workers
 
@@ -67,8 +67,7 @@ def serve(
             log_level=settings.log_level,
             # Query strings (near-me coordinates) are redacted from every log line: geoserver/logs.py.
             log_config=uvicorn_log_config(),
-            lifespan="on",
-            http=JsonErrorsProtocol,  # the parser's own 400s in the API's JSON
+            **server_options(),
         )
         if settings.workers > 1:
             # Each worker process builds its own app from the environment: hand them the database chosen here.

@@ -199,3 +199,13 @@ def test_an_edit_replaces_the_stored_download(download_layer: str, database_url:
         time.sleep(0.1)
     assert after.headers["etag"] != before.headers["etag"]
     assert len(list((app_data_dir / "downloads").glob("download_once-*/v*.geojson"))) == 1
+
+
+def test_a_request_asking_to_upgrade_to_a_websocket_is_answered_as_plain_http(live_server: LiveServer) -> None:
+    # No route speaks WebSocket; uvicorn's default would switch protocols and hand the app a WebSocket connection.
+    status, content_type, body = _raw(
+        live_server.port,
+        b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    assert (status, content_type) == (200, "application/json") and body["status"] == "ok", body

@@ -58,7 +58,7 @@ class LiveServer:
     def __init__(self, app: object) -> None:
         import uvicorn
 
-        from geoserver.httpserver import JsonErrorsProtocol
+        from geoserver.httpserver import server_options
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -67,8 +67,7 @@ class LiveServer:
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
-            lifespan="on",
-            http=JsonErrorsProtocol,
+            **server_options(),
         )
         self.server = uvicorn.Server(config)
 
