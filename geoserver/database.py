@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -53,25 +54,36 @@ WHAT = {
 }
 
 
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # a container's CPU limit (cgroup v2): "<quota> <period>" or "max ..."
+MAX_DEFAULT_POOL = 16  # one worker's event loop keeps no more tile builds going than this, whatever the cores
+
+
 def available_cores() -> int:
-    """The CPU cores this process may run on (a cpuset's or `taskset`'s share, not the whole machine's)."""
+    """The CPU cores this process may use: its cpuset or `taskset` share, within a container's CPU limit if any."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit to read
+    return cores
 
 
 def interactive_pool_size(settings: Settings) -> int:
-    """Connections per worker for map and search requests: the setting, or twice the cores shared among the workers.
+    """Connections per worker for map and search requests: the setting, or twice the cores shared among the workers
+    (at least 2, at most MAX_DEFAULT_POOL).
 
     A tile build keeps its backend on a core: with more builds at work than the cores can run, PostgreSQL switches
-    between them and builds fewer tiles. Measured on 2 cores, one worker, 16 clients, tables published in place, 4
-    connections against 8 or 10: 26-28% more cold service-request tiles at z12-z14, 3-16% more cold parcel tiles,
-    as many road tiles (within 4%), a lower p99 in every case. The default suits a database on the same machine;
-    for one elsewhere, set it from the database's cores (docs/scaling.md)."""
+    between them and builds fewer tiles, with a longer tail (README, "measured 2026-11-28, with the default map
+    pool"). The default suits a database on the same machine; for one elsewhere, set it from the database's cores
+    (docs/scaling.md)."""
     if settings.pool_max_size is not None:
         return settings.pool_max_size
-    return max(2, math.ceil(2 * available_cores() / settings.workers))
+    return min(MAX_DEFAULT_POOL, max(2, math.ceil(2 * available_cores() / settings.workers)))
 
 
 def pool_sizes(settings: Settings) -> dict[Workload, int]:

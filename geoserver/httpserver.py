@@ -51,6 +51,11 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     _in_head = True
     _refused = False
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # Refused by design (`ws="none"` below): any client may ask, so it is no warning, and uvicorn's advice to
+        # install a WebSocket library does not apply.
+        self.logger.debug("an upgrade request, answered as plain HTTP")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes, self._raw_bytes, self._in_head = 0, 0, True

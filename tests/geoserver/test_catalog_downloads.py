@@ -147,10 +147,11 @@ class ServerProcess:
             "import sys, uvicorn\n"
             "from pathlib import Path\n"
             "from geoserver.app import create_app\n"
+            "from geoserver.httpserver import server_options\n"
             "from geoserver.settings import Settings\n"
             "settings = Settings(data_dir=Path(sys.argv[3]), statement_timeout_ms=600000)\n"
             "uvicorn.run(create_app(settings, sys.argv[1]), host='127.0.0.1', port=int(sys.argv[2]), "
-            "log_level='warning')\n"
+            "log_level='warning', **server_options())\n"
         )
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, database_url, str(self.port), tempfile.gettempdir()],

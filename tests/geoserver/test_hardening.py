@@ -23,7 +23,7 @@ from geoserver.responses import PRIVATE
 from geoserver.settings import Settings
 from layers.ingest.in_place import publish_table
 from tests.support.layers import drop_layer, manifest
-from tests.support.servers import LiveServer, free_port
+from tests.support.servers import WEBSOCKET_UPGRADE, LiveServer, free_port
 
 EPSG_3776 = "http://www.opengis.net/def/crs/EPSG/0/3776"
 FAR_POINT = {"op": "s_intersects", "args": [{"property": "geometry"}, {"type": "Point", "coordinates": [9e14, 9e14]}]}
@@ -201,11 +201,16 @@ def test_an_edit_replaces_the_stored_download(download_layer: str, database_url:
     assert len(list((app_data_dir / "downloads").glob("download_once-*/v*.geojson"))) == 1
 
 
-def test_a_request_asking_to_upgrade_to_a_websocket_is_answered_as_plain_http(live_server: LiveServer) -> None:
+def test_a_request_asking_to_upgrade_to_a_websocket_is_answered_as_plain_http(
+    live_server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
     # No route speaks WebSocket; uvicorn's default would switch protocols and hand the app a WebSocket connection.
-    status, content_type, body = _raw(
-        live_server.port,
-        b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n"
-        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-    )
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's loggers do not reach the root logger
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        status, content_type, body = _raw(live_server.port, WEBSOCKET_UPGRADE)
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
     assert (status, content_type) == (200, "application/json") and body["status"] == "ok", body
+    # Anyone may ask: no warning per request (uvicorn's would also advise installing a WebSocket library).
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records

@@ -36,14 +36,15 @@ import logging, sys
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from geoserver.app import create_app
+from geoserver.httpserver import server_options
 from geoserver.logs import uvicorn_log_config
 from geoserver.settings import Settings
 
 url, port, redact = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "redact"
 logging.getLogger().setLevel(logging.DEBUG)  # every logger of every library, at its most talkative
 config = uvicorn.Config(
-    create_app(Settings(), url), host="127.0.0.1", port=port, log_level="debug", lifespan="on",
-    log_config=uvicorn_log_config() if redact else LOGGING_CONFIG,
+    create_app(Settings(), url), host="127.0.0.1", port=port, log_level="debug",
+    log_config=uvicorn_log_config() if redact else LOGGING_CONFIG, **server_options(),
 )
 if not redact:  # uvicorn's default leaves the root logger alone: give it a handler so nothing hides
     logging.getLogger().addHandler(logging.StreamHandler(sys.stderr))

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.support.cluster import make_shared_dir
-from tests.support.servers import ServerProcess, free_port
+from tests.support.servers import WEBSOCKET_UPGRADE, ServerProcess, free_port
 
 CONNECTIONS = 16
 
@@ -79,6 +79,16 @@ def test_a_burst_of_connections_reaches_every_worker(database_url: str) -> None:
     # Spread by a hash of the addresses: all 16 on one worker has odds of 1 in 32,768 (with one shared socket, the
     # first worker to wake took all 16, three times in three).
     assert len(counts) == 2, counts
+
+
+def test_serve_answers_a_websocket_upgrade_as_plain_http(database_url: str) -> None:
+    with ServerProcess(database_url, make_shared_dir("geoserver-workers-ws-"), workers="2") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+            client.sendall(WEBSOCKET_UPGRADE)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"status":"ok"}'), answer
 
 
 def test_a_busy_port_fails_naming_the_address(database_url: str) -> None:

@@ -52,6 +52,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# A request for /health asking to switch to WebSocket (which no route speaks); the server closes after answering.
+WEBSOCKET_UPGRADE = (
+    b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+)
+
+
 class LiveServer:
     """A real uvicorn server on 127.0.0.1, in a thread of the test process, for real HTTP clients."""
 
