@@ -12,7 +12,12 @@ from geoserver.cli.data import publish_jobs
 from geoserver.settings import Settings
 from layers.ingest.publish import Job
 
-STAGES = {"column": "adding the EPSG:3857 column", "index": "indexing it", "analyze": "analyzing"}
+STAGES = {
+    "column": "adding the EPSG:3857 column",
+    "index": "indexing it",
+    "order": "ordering the rows by location",
+    "analyze": "analyzing",
+}
 
 
 @app.command()
@@ -23,8 +28,10 @@ def publish(
         typer.Option(
             "--optimize",
             help="Add a stored EPSG:3857 column (generated from the geometry) and its GiST index to each table, "
-            "in the background with progress; tiles then need no transform. The table is locked while the "
-            "column is added (8 s for a million points on a 2-core machine).",
+            "and put its rows in the index's order (CLUSTER), with progress; tiles then need no transform and "
+            "read fewer pages. The table is locked while the column is added (8 s for a million points on a "
+            "2-core machine) and while the rows are ordered (2.5 s for a million points, measured before the "
+            "column was added).",
         ),
     ] = False,
     replace_edits: Annotated[

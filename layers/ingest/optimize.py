@@ -1,13 +1,20 @@
 """What makes a table published in place as fast as a managed one, added to the table itself: no data is copied.
 
 `optimize` adds a stored generated EPSG:3857 column (`<geometry>_3857`, computed by PostgreSQL from the 4326
-geometry, so edits keep it current by themselves) and its GiST index, then records it in the catalogue
-(`geometry_3857_column`); every server reloads the layer and its tile plans use it. Three steps, each reporting
-progress: the column (a table rewrite under an exclusive lock: reads of the table wait while it runs, 8 s for
-1,000,000 points on the benchmark machine; progress estimated from the database's growth), the index (built
-CONCURRENTLY: reads and writes go on; progress from `pg_stat_progress_create_index`, which gave no block counts for
-the GiST build here, so the bar shows the step rather than a fraction; 5 s), and ANALYZE. A step that fails
-leaves the layer served as before.
+geometry, so edits keep it current by themselves) and its GiST index, puts the rows in the index's order, then
+records it in the catalogue (`geometry_3857_column`); every server reloads the layer and its tile plans use it. Four
+steps, each reporting progress: the column (a table rewrite under an exclusive lock: reads of the table wait while it
+runs, 8 s for 1,000,000 points on the benchmark machine; progress estimated from the database's growth), the index
+(built CONCURRENTLY: reads and writes go on; progress from `pg_stat_progress_create_index`, which gave no block
+counts for the GiST build here, so the bar shows the step rather than a fraction; 5 s), the order (`CLUSTER` on
+that index: a second rewrite under an exclusive lock, 0.6 s for 200,000 parcels and 2.5 s for 1,000,000 points, on
+copies without the column; progress as for the column), and ANALYZE. A step that fails leaves the layer served as
+before.
+
+The order puts the rows of a tile on a few pages instead of all over the table: on a copy of the in-place City's
+200,000 parcels (written in no spatial order) put in the order of a GiST index, cold z12-z14 tiles came at 436-507 a
+second against 339-360 for the table as built (three alternating pairs, one worker). It decays as rows are added or
+moved; `CLUSTER <table>` puts it back (PostgreSQL remembers the index), under the same lock.
 """
 
 from __future__ import annotations
@@ -100,6 +107,7 @@ def optimize(database_url: str, layer_id: str, *, progress: Progress | None = No
             index, table, sql.Identifier(column)
         )
         _watched(database_url, oid, report, "index", lambda: conn.execute(render(statement)))
+        _watched(database_url, oid, report, "order", lambda: _order(conn, table, index))
         report("analyze", 0, 1)
         conn.execute(render(sql.SQL("ANALYZE {}").format(table)))
         report("analyze", 1, 1)
@@ -138,6 +146,13 @@ def _add_column(conn: psycopg.Connection[Any], table: sql.Identifier, column: st
         "SET LOCAL lock_timeout = '10s'; "
         "ALTER TABLE {} ADD COLUMN {} geometry(Geometry, 3857) GENERATED ALWAYS AS (ST_Transform({}, 3857)) STORED"
     ).format(table, sql.Identifier(column), sql.Identifier(geometry))
+    with conn.transaction():
+        conn.execute(render(statement))
+
+
+def _order(conn: psycopg.Connection[Any], table: sql.Identifier, index: sql.Identifier) -> None:
+    # The same bounded wait for the lock as the column's rewrite.
+    statement = sql.SQL("SET LOCAL lock_timeout = '10s'; CLUSTER {} USING {}").format(table, index)
     with conn.transaction():
         conn.execute(render(statement))
 

@@ -26,8 +26,17 @@ def _table(conn: psycopg.Connection, name: str) -> None:
     conn.execute(
         f"CREATE TABLE public.{name} AS SELECT i AS id, 'p' || i AS label, "  # noqa: S608 - fixed test names
         "ST_SetSRID(ST_MakePoint(-114.1 + i / 100000.0, 51.0 + i / 200000.0), 4326) AS geom "
-        "FROM generate_series(1, 3000) AS i"
+        "FROM generate_series(1, 3000) AS i ORDER BY md5(i::text)"  # written in no spatial order
     )
+
+
+def _scatter(conn: psycopg.Connection, name: str) -> float:
+    """How far apart, on average, rows stored next to each other are (degrees)."""
+    row = conn.execute(
+        f"SELECT avg(d) FROM (SELECT ST_Distance(geom, lag(geom) OVER (ORDER BY ctid)) AS d "  # noqa: S608
+        f"FROM public.{name}) AS s"
+    ).fetchone()
+    return float(row[0]) if row else 0.0
 
 
 def test_optimize_adds_a_generated_column_and_index_and_the_tiles_use_them(
@@ -37,10 +46,18 @@ def test_optimize_adds_a_generated_column_and_index_and_the_tiles_use_them(
     publish_table(database_url, manifest(LAYER, ["label"], id_field="id", source={"table": "public.opt_points"}))
     before = fresh_registry(conn).resolve(LAYER, ANONYMOUS)
     assert before.geometry_3857_column is None and LayerTileSource(before).affine_zooms
+    scattered = _scatter(conn, "opt_points")
     stages: list[tuple[str, int, int]] = []
     assert optimize(database_url, LAYER, progress=lambda *s: stages.append(s)) == "geom_3857"
     finished = [stage for stage, done, total in stages if done == total]
-    assert list(dict.fromkeys(finished)) == ["column", "index", "analyze"] and stages[-1] == ("analyze", 1, 1)
+    assert list(dict.fromkeys(finished)) == ["column", "index", "order", "analyze"]
+    assert stages[-1] == ("analyze", 1, 1)
+    # The rows are now stored in the index's order: neighbours on disk are neighbours on the map.
+    assert _scatter(conn, "opt_points") < scattered / 20, (scattered, _scatter(conn, "opt_points"))
+    clustered = conn.execute(
+        "SELECT indisclustered FROM pg_index WHERE indrelid = 'public.opt_points'::regclass AND indisclustered"
+    ).fetchall()
+    assert clustered == [(True,)]
     after = fresh_registry(conn).resolve(LAYER, ANONYMOUS)
     assert after.geometry_3857_column == "geom_3857" and after.version == before.version + 1
     source = LayerTileSource(after)
