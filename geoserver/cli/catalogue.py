@@ -69,12 +69,14 @@ def layers_show(layer_id: str) -> None:
     """Show one layer's metadata, public fields, where its rows are and how its tiles are made."""
     from layers.catalogue.registry import load_registry
     from layers.catalogue.visibility import Principal
-    from layers.ingest.optimize import optimizing
+    from layers.ingest.optimize import optimizing, ordered_by
 
     settings = Settings()
     with errors(), database(settings) as url:
         layer = load_registry(url).resolve(layer_id, Principal(subject="cli", is_staff=True))
-        running = optimizing(url, layer.id) if layer.source_kind == IN_PLACE else None
+        in_place = layer.source_kind == IN_PLACE
+        running = optimizing(url, layer.id) if in_place else None
+        ordered = ordered_by(url, layer.table_schema, layer.table_name) if in_place else None
     print(
         json.dumps(
             {
@@ -93,7 +95,7 @@ def layers_show(layer_id: str) -> None:
                 "zoom": [layer.min_zoom, layer.max_zoom],
                 "version": layer.version,
                 "updated_at": layer.updated_at.isoformat(),
-                "source": _source(layer, running),
+                "source": _source(layer, running, ordered),
             },
             indent=2,
             ensure_ascii=False,
@@ -101,8 +103,9 @@ def layers_show(layer_id: str) -> None:
     )
 
 
-def _source(layer: Layer, running: str | None) -> dict[str, object]:
-    """Where the rows are, whether the tiles read a stored EPSG:3857 column, and any optimization under way."""
+def _source(layer: Layer, running: str | None, ordered: str | None) -> dict[str, object]:
+    """Where the rows are, whether the tiles read a stored EPSG:3857 column and the rows are in an index's order
+    (`CLUSTER`), and any optimization under way."""
     source: dict[str, object] = {
         "kind": "table published in place" if layer.source_kind == IN_PLACE else "managed",
         "table": f"{layer.table_schema}.{layer.table_name}",
@@ -112,6 +115,8 @@ def _source(layer: Layer, running: str | None) -> dict[str, object]:
     }
     if layer.geometry_3857_column is None:
         source["tiles"] = "transformed per tile from EPSG:4326; `geoserver publish --optimize` adds a stored column"
+    if layer.source_kind == IN_PLACE:
+        source["rows_ordered_by"] = ordered  # the index last used by CLUSTER, which --optimize runs
     if running is not None:
         source["optimizing"] = running
     return source

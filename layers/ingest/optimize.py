@@ -69,6 +69,12 @@ _RUNNING = render(
         "AND pid <> pg_backend_pid()"
     ).format(Slot("name"))
 )
+_CLUSTERED_ON = render(
+    sql.SQL(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indisclustered "
+        "AND indrelid = to_regclass(format('%I.%I', {}::text, {}::text))"
+    ).format(Slot("schema"), Slot("table"))
+)
 _RECORD = render(
     sql.SQL(
         "UPDATE {} SET geometry_3857_column = {}, version = version + 1, updated_at = now() WHERE id = {} "
@@ -193,6 +199,13 @@ def _progress(
         return (int(tuples_done), int(tuples_total)) if tuples_total else (int(blocks_done), max(1, int(blocks_total)))
     grown = int((watcher.execute(_DATABASE_SIZE).fetchone() or (start_size,))[0]) - start_size
     return min(max(0, grown), table_size - 1), table_size
+
+
+def ordered_by(database_url: str, schema: str, table: str) -> str | None:
+    """The index whose order the table's rows were last put in (`CLUSTER`), or None."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(_CLUSTERED_ON, {"schema": schema, "table": table}).fetchone()
+    return str(row[0]) if row else None
 
 
 def optimizing(database_url: str, layer_id: str) -> str | None:

@@ -110,5 +110,6 @@ def test_the_command_line_publishes_optimizes_and_shows_it(
     shown = subprocess.run([*geoserver, "layers", "show", "opt cli"], env=env, capture_output=True, text=True)
     source = json.loads(shown.stdout)["source"]
     assert source["optimized"] is True and source["geometry_3857_column"] == "geom_3857"
+    assert str(source["rows_ordered_by"]).endswith("_3857_gist"), source
     assert source["kind"] == "table published in place" and "optimizing" not in source
     drop_layer(database_url, "opt cli", "public.opt_cli")
