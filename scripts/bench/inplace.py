@@ -152,7 +152,9 @@ def optimized_parcels(data_dir: Path, url: str) -> str:
     table, source = sql.Identifier(SCHEMA, OPTIMIZED), sql.Identifier(SCHEMA, "parcels")
     with psycopg.connect(url, autocommit=True) as conn:
         done = conn.execute(
-            "SELECT 1 FROM geoserver.layers WHERE id = %s AND geometry_3857_column IS NOT NULL", (OPTIMIZED,)
+            "SELECT 1 FROM geoserver.layers WHERE id = %s AND geometry_3857_column IS NOT NULL "
+            "AND to_regclass(format('%%I.%%I', table_schema, table_name)) IS NOT NULL",
+            (OPTIMIZED,),
         ).fetchone()
         if done is not None:
             return OPTIMIZED
@@ -184,7 +186,8 @@ def in_place_database(data_dir: Path) -> tuple[str, Any]:
     with psycopg.connect(url, autocommit=True) as conn:
         build(conn)
         published = conn.execute(
-            "SELECT count(*) FROM geoserver.layers WHERE source_kind = 'table' AND table_schema = %s", (SCHEMA,)
+            "SELECT count(*) FROM geoserver.layers WHERE source_kind = 'table' AND table_schema = %s AND id = ANY(%s)",
+            (SCHEMA, list(TABLES)),
         ).fetchone()
     if published is None or published[0] < len(TABLES):
         publish(data_dir, url)

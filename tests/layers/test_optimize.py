@@ -14,7 +14,7 @@ import pytest
 from layers.catalogue.visibility import ANONYMOUS
 from layers.errors import IngestError
 from layers.ingest.in_place import publish_table
-from layers.ingest.optimize import optimize
+from layers.ingest.optimize import optimize, ordered_by, stored_index_name
 from tests.support.layers import drop_layer, fresh_registry, manifest
 from tiles.source import LayerTileSource
 
@@ -50,8 +50,8 @@ def test_optimize_adds_a_generated_column_and_index_and_the_tiles_use_them(
     stages: list[tuple[str, int, int]] = []
     assert optimize(database_url, LAYER, progress=lambda *s: stages.append(s)) == "geom_3857"
     finished = [stage for stage, done, total in stages if done == total]
-    assert list(dict.fromkeys(finished)) == ["column", "index", "order", "analyze"]
-    assert stages[-1] == ("analyze", 1, 1)
+    assert list(dict.fromkeys(finished)) == ["column", "index", "analyze", "order"]
+    assert stages[-1] == ("order", 1, 1)
     # The rows are now stored in the index's order: neighbours on disk are neighbours on the map.
     assert _scatter(conn, "opt_points") < scattered / 20, (scattered, _scatter(conn, "opt_points"))
     clustered = conn.execute(
@@ -81,6 +81,11 @@ def test_optimize_adds_a_generated_column_and_index_and_the_tiles_use_them(
     publish_table(database_url, manifest(LAYER, ["label"], id_field="id", source={"table": "public.opt_points"}))
     assert fresh_registry(conn).resolve(LAYER, ANONYMOUS).geometry_3857_column == "geom_3857"
     assert optimize(database_url, LAYER) is None
+    # A layer optimized before the rows were ordered (or whose order was dropped) gets them ordered by a run again.
+    conn.execute("ALTER TABLE public.opt_points SET WITHOUT CLUSTER")
+    assert ordered_by(database_url, "public", "opt_points") is None
+    assert optimize(database_url, LAYER) is None
+    assert str(ordered_by(database_url, "public", "opt_points")).endswith("_3857_gist")
     drop_layer(database_url, LAYER, "public.opt_points")
 
 
@@ -106,10 +111,33 @@ def test_the_command_line_publishes_optimizes_and_shows_it(
     geoserver = [sys.executable, "-m", "geoserver"]
     done = subprocess.run([*geoserver, "publish", str(path), "--optimize"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "opt cli: analyzing" in done.stderr and "tiles now read the stored column 'geom_3857'" in done.stderr
+    assert (
+        "opt cli: ordering the rows by location" in done.stderr
+        and "tiles now read the stored column 'geom_3857'" in done.stderr
+    )
     shown = subprocess.run([*geoserver, "layers", "show", "opt cli"], env=env, capture_output=True, text=True)
     source = json.loads(shown.stdout)["source"]
     assert source["optimized"] is True and source["geometry_3857_column"] == "geom_3857"
     assert str(source["rows_ordered_by"]).endswith("_3857_gist"), source
     assert source["kind"] == "table published in place" and "optimizing" not in source
     drop_layer(database_url, "opt cli", "public.opt_cli")
+
+
+def test_an_index_left_invalid_by_an_interrupted_run_is_built_again(
+    database_url: str, conn: psycopg.Connection
+) -> None:
+    _table(conn, "opt_broken")
+    publish_table(database_url, manifest("opt broken", ["label"], id_field="id", source={"table": "public.opt_broken"}))
+    # What an interrupted CREATE INDEX CONCURRENTLY leaves: the index, marked invalid (CLUSTER refuses those).
+    column = "geom_3857"
+    conn.execute(
+        f"ALTER TABLE public.opt_broken ADD COLUMN {column} geometry(Geometry, 3857) "
+        "GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED"
+    )
+    index = stored_index_name("public", "opt_broken", column)
+    conn.execute(f'CREATE INDEX "{index}" ON public.opt_broken USING gist ({column})')
+    conn.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", (f'public."{index}"',))
+    assert optimize(database_url, "opt broken") == column
+    valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass", (f'public."{index}"',))
+    assert valid.fetchone() == (True,) and ordered_by(database_url, "public", "opt_broken") == index
+    drop_layer(database_url, "opt broken", "public.opt_broken")
