@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         description="Connections for map and search requests, per worker; unset: twice the cores this server may "
-        "use, shared among its workers, at least 2.",
+        "use (its cpuset, within a container's CPU limit), shared among its workers, from 2 to 16.",
     )
     heavy_pool_size: int = Field(
         default=2, ge=1, description="Connections for CQL2 filters, pages over 1,000, 311 stats."

@@ -198,21 +198,24 @@ def _has_stored_column(conn: psycopg.Connection[Any], oid: int, column: str, geo
 
 
 def _add_column(conn: psycopg.Connection[Any], table: sql.Identifier, column: str, geometry: str) -> None:
-    # Wait at most 10 s for the exclusive lock rather than queue every reader behind us for longer. Two statements
-    # in one transaction (no value is bound), so the timeout ends with it, whatever happens.
-    statement = sql.SQL(
-        "SET LOCAL lock_timeout = '10s'; "
-        "ALTER TABLE {} ADD COLUMN {} geometry(Geometry, 3857) GENERATED ALWAYS AS (ST_Transform({}, 3857)) STORED"
-    ).format(table, sql.Identifier(column), sql.Identifier(geometry))
-    with conn.transaction():
-        conn.execute(render(statement))
+    _rewrite(
+        conn,
+        sql.SQL(
+            "ALTER TABLE {} ADD COLUMN {} geometry(Geometry, 3857) GENERATED ALWAYS AS (ST_Transform({}, 3857)) STORED"
+        ).format(table, sql.Identifier(column), sql.Identifier(geometry)),
+    )
 
 
 def _order(conn: psycopg.Connection[Any], table: sql.Identifier, index: sql.Identifier) -> None:
-    # The same bounded wait for the lock as the column's rewrite.
-    statement = sql.SQL("SET LOCAL lock_timeout = '10s'; CLUSTER {} USING {}").format(table, index)
+    _rewrite(conn, sql.SQL("CLUSTER {} USING {}").format(table, index))
+
+
+def _rewrite(conn: psycopg.Connection[Any], statement: sql.Composable) -> None:
+    """A statement that rewrites the table under an exclusive lock, waiting at most 10 s for the lock rather than
+    queueing every reader behind it for longer. Two statements in one transaction (no value is bound), so the
+    timeout ends with it, whatever happens."""
     with conn.transaction():
-        conn.execute(render(statement))
+        conn.execute(render(sql.SQL("SET LOCAL lock_timeout = '10s'; {}").format(statement)))
 
 
 def _watched(database_url: str, oid: int, report: Progress, stage: str, work: Callable[[], Any]) -> None:

@@ -105,9 +105,17 @@ def build(conn: Any) -> None:
         conn.execute("SELECT setseed(%s)", (SEED,))
         body = sql.SQL(select).format(**{k: sql.Literal(v) for k, v in numbers.items()})
         conn.execute(sql.SQL("CREATE TABLE {} AS {}").format(table, body))
-        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
-        conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}_geom"), table))
-        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
+        keyed_and_indexed(conn, name)
+
+
+def keyed_and_indexed(conn: Any, name: str) -> None:
+    """What a GIS team gives a table it built: a primary key on `id`, a GiST index on `geom`, statistics."""
+    from psycopg import sql
+
+    table = sql.Identifier(SCHEMA, name)
+    conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
+    conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(sql.Identifier(f"{name}_geom"), table))
+    conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
 
 
 def manifest(name: str) -> dict[str, Any]:
@@ -161,10 +169,7 @@ def optimized_parcels(data_dir: Path, url: str) -> str:
         print(f"copying {SCHEMA}.parcels to {SCHEMA}.{OPTIMIZED} and optimizing it...", file=sys.stderr)
         conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
         conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {} ORDER BY ctid").format(table, source))
-        conn.execute(sql.SQL("ALTER TABLE {} ADD PRIMARY KEY (id)").format(table))
-        index = sql.Identifier(f"{OPTIMIZED}_geom")
-        conn.execute(sql.SQL("CREATE INDEX {} ON {} USING gist (geom)").format(index, table))
-        conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table))
+        keyed_and_indexed(conn, OPTIMIZED)
     path = data_dir / "in-place-manifests" / f"{OPTIMIZED}.yaml"
     path.write_text(json.dumps({**manifest("parcels"), "id": OPTIMIZED, "source": {"table": f"{SCHEMA}.{OPTIMIZED}"}}))
     env = {**os.environ, "GEOSERVER_DATABASE_URL": url}
