@@ -1,95 +1,192 @@
-"""The middleware that stops work for clients that left or stopped reading, driven directly through ASGI."""
+"""Work for a client that left is cancelled, a client that stops reading is dropped: a small app behind
+`CancelOnDisconnect`, served by uvicorn with this project's protocol (`geoserver.httpserver.server_options`), driven
+by raw sockets."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+import threading
 import time
+from collections.abc import Iterator
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from geoserver.disconnects import CancelOnDisconnect
+from tests.support.servers import LiveServer
 
-SCOPE: Scope = {"type": "http", "method": "GET", "path": "/slow", "headers": []}
+SEND_TIMEOUT_S = 0.5
+CHUNK = b"x" * (1 << 20)
 
 
-class Handler:
-    """An app that answers slowly: it records whether it was cancelled."""
+class Handlers:
+    """Slow answers that record what happened to them, for the test thread to wait on."""
 
-    def __init__(self, *, body_chunks: int = 0, work_s: float = 10.0) -> None:
-        self.cancelled = False
-        self.body_chunks = body_chunks
-        self.work_s = work_s
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+        self.finished = threading.Event()
+        self.received: list[Message] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        path = scope["path"]
+        if path == "/ready":
+            await _answer(send, b"ok")
+            return
+        self.started.set()
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            for _ in range(self.body_chunks):
-                await send({"type": "http.response.body", "body": b"x" * 1024, "more_body": True})
-            await asyncio.sleep(self.work_s)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if path == "/slow":  # works long before answering
+                await asyncio.sleep(10)
+            elif path == "/big":  # an answer far larger than any socket buffer
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                for _ in range(512):
+                    await send({"type": "http.response.body", "body": CHUNK, "more_body": True})
+            elif path == "/upload":  # reads its body, then works
+                while (message := await receive())["type"] == "http.request":
+                    self.received.append(message)
+                    if not message.get("more_body"):
+                        break
+                else:
+                    self.received.append(message)
+                    return
+                await asyncio.sleep(10)
+            elif path == "/after":  # answers at once, then finishes its own work
+                await _answer(send, b"done")
+                await asyncio.sleep(0.5)
+            self.finished.set()
         except asyncio.CancelledError:
-            self.cancelled = True
+            self.cancelled.set()
             raise
 
 
-def test_work_for_a_client_that_disconnected_is_cancelled() -> None:
-    handler = Handler()
-
-    async def receive() -> Message:
-        await asyncio.sleep(0.1)
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        return None
-
-    started = time.monotonic()
-    asyncio.run(CancelOnDisconnect(handler, send_timeout_s=30)(SCOPE, receive, send))
-    assert handler.cancelled and time.monotonic() - started < 2
+async def _answer(send: Send, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
 
 
-def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout() -> None:
-    handler = Handler(body_chunks=100)
+@pytest.fixture
+def served() -> Iterator[tuple[Handlers, LiveServer]]:
+    handlers = Handlers()
+    with LiveServer(CancelOnDisconnect(handlers, send_timeout_s=SEND_TIMEOUT_S)) as server:
+        yield handlers, server
+
+
+def _connect(server: LiveServer, request: bytes, *, receive_buffer: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if receive_buffer is not None:  # before connecting, so the window is small from the start
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.connect(("127.0.0.1", server.port))
+    sock.sendall(request)
+    return sock
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "geoserver.disconnects"]
+
+
+def test_work_for_a_client_that_disconnected_is_cancelled(
+    served: tuple[Handlers, LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="geoserver.disconnects")
+    handlers, server = served
+    sock = _connect(server, _get("/slow"))
+    assert handlers.started.wait(5)
+    left = time.monotonic()
+    sock.close()
+    assert handlers.cancelled.wait(2), "the work went on after its client left"
+    assert time.monotonic() - left < 1.0 and not handlers.finished.is_set()
+    assert "client left GET /slow: its work was cancelled" in _messages(caplog)
+
+
+def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(
+    served: tuple[Handlers, LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="geoserver.disconnects")
+    handlers, server = served
+    sock = _connect(server, _get("/big"), receive_buffer=4096)
+    try:
+        assert handlers.started.wait(5)
+        started = time.monotonic()
+        assert handlers.cancelled.wait(5), "a client that reads nothing kept its answer going"
+        assert SEND_TIMEOUT_S <= time.monotonic() - started < 3
+        assert f"client stopped reading /big: dropped after {SEND_TIMEOUT_S:g} s" in _messages(caplog)
+        assert not any(m.startswith("client left") for m in _messages(caplog))
+        # The connection is gone: what was buffered may still arrive, then it ends (a timeout here fails).
+        sock.settimeout(5)
+        try:
+            while sock.recv(1 << 20):
+                pass
+        except ConnectionResetError:
+            pass  # aborted: as good as an orderly end here
+    finally:
+        sock.close()
+
+
+def test_a_request_body_reaches_the_handler_before_the_watch_is_armed(served: tuple[Handlers, LiveServer]) -> None:
+    handlers, server = served
+    head = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n"
+    sock = _connect(server, head + b"ab")
+    assert handlers.started.wait(5)
+    time.sleep(0.2)
+    sock.sendall(b"cd")
+    deadline = time.monotonic() + 5
+    while b"".join(m.get("body", b"") for m in handlers.received) != b"abcd" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert b"".join(m.get("body", b"") for m in handlers.received) == b"abcd"
+    sock.close()  # the body was read: from now on the client's leaving cancels the work
+    assert handlers.cancelled.wait(2)
+
+
+def test_a_client_leaving_during_its_upload_is_told_to_the_handler(served: tuple[Handlers, LiveServer]) -> None:
+    handlers, server = served
+    sock = _connect(server, b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+    assert handlers.started.wait(5)
+    time.sleep(0.2)
+    sock.close()
+    deadline = time.monotonic() + 5
+    while not any(m["type"] == "http.disconnect" for m in handlers.received) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [m["type"] for m in handlers.received][-1] == "http.disconnect"
+    assert not handlers.cancelled.is_set()  # its own receive said so; nothing was cancelled under it
+
+
+def test_work_after_a_complete_answer_is_not_cancelled_when_the_client_closes(
+    served: tuple[Handlers, LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="geoserver.disconnects")
+    handlers, server = served
+    sock = _connect(server, _get("/after"))
+    sock.settimeout(5)
+    assert sock.recv(4096).endswith(b"done")
+    sock.close()
+    assert handlers.finished.wait(3) and not handlers.cancelled.is_set()
+    assert _messages(caplog) == []
+
+
+def test_without_the_protocol_requests_pass_through() -> None:
+    """Served by anything else (no watch in the scope), the middleware only passes the request on."""
     sent: list[Message] = []
 
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await _answer(send, b"ok")
+
     async def receive() -> Message:
-        await asyncio.sleep(3600)  # the client stays connected
-        return {"type": "http.disconnect"}
+        return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: Message) -> None:
-        if len(sent) >= 3:
-            await asyncio.sleep(3600)  # the client's window is full: it reads nothing more
         sent.append(message)
 
-    started = time.monotonic()
-    asyncio.run(CancelOnDisconnect(handler, send_timeout_s=0.5)(SCOPE, receive, send))
-    assert handler.cancelled is False  # it was stopped in its send, not cancelled while working
-    assert len(sent) == 3 and 0.5 <= time.monotonic() - started < 3
-
-
-def test_a_request_body_reaches_the_handler_before_the_watch_starts() -> None:
-    chunks = [
-        {"type": "http.request", "body": b"ab", "more_body": True},
-        {"type": "http.request", "body": b"cd", "more_body": False},
-    ]
-    seen: list[bytes] = []
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            seen.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        await send({"type": "http.response.start", "status": 204, "headers": []})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def receive() -> Message:
-        if chunks:
-            return chunks.pop(0)
-        await asyncio.sleep(3600)
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        return None
-
-    asyncio.run(CancelOnDisconnect(app, send_timeout_s=5)({**SCOPE, "method": "POST"}, receive, send))
-    assert seen == [b"ab", b"cd"]
+    scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    asyncio.run(CancelOnDisconnect(app, send_timeout_s=1)(scope, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
