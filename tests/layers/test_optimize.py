@@ -141,3 +141,39 @@ def test_an_index_left_invalid_by_an_interrupted_run_is_built_again(
     valid = conn.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass", (f'public."{index}"',))
     assert valid.fetchone() == (True,) and ordered_by(database_url, "public", "opt_broken") == index
     drop_layer(database_url, "opt broken", "public.opt_broken")
+
+
+def test_a_table_with_a_hostile_name_is_optimized_and_reported_ordered(
+    database_url: str, conn: psycopg.Connection
+) -> None:
+    from psycopg import sql
+
+    # Quotes, a dot, a semicolon, spaces and a comment marker: every name reaches SQL as an identifier.
+    schema, name = "opt 'odd\".sch", 'opt "pts"; drop table x; --'
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    conn.execute(
+        sql.SQL(
+            "CREATE TABLE {} AS SELECT i AS id, 'p' || i AS label, "
+            "ST_SetSRID(ST_MakePoint(-114.1 + i / 100000.0, 51.0 + i / 200000.0), 4326) AS geom "
+            "FROM generate_series(1, 500) AS i ORDER BY md5(i::text)"
+        ).format(sql.Identifier(schema, name))
+    )
+    layer = "opt hostile"
+    publish_table(database_url, manifest(layer, ["label"], id_field="id", source={"table": f"{schema}.{name}"}))
+    assert ordered_by(database_url, schema, name) is None
+    assert optimize(database_url, layer) == "geom_3857"
+    assert ordered_by(database_url, schema, name) == stored_index_name(schema, name, "geom_3857")
+    optimized = fresh_registry(conn).resolve(layer, ANONYMOUS)
+    assert optimized.geometry_3857_column == "geom_3857"
+    # The same names through the command line's report.
+    shown = subprocess.run(
+        [sys.executable, "-m", "geoserver", "layers", "show", layer],
+        env={**os.environ, "GEOSERVER_DATABASE_URL": database_url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(shown.stdout)["source"]["rows_ordered_by"] == stored_index_name(schema, name, "geom_3857")
+    drop_layer(database_url, layer)
+    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
