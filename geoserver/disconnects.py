@@ -1,11 +1,11 @@
 """Nothing outlives its client: work for a client that left is cancelled, and a client that stops reading is dropped.
 
-The HTTP protocol sees both first (`geoserver.httpserver.JsonErrorsProtocol`): it puts a `DisconnectWatch` in every
-request's scope, cancels the task the watch is armed with when the connection is lost before the answer is complete,
-and drops a connection whose client has read nothing of an answer for the send timeout (its unread bytes stayed above
-the transport's low-water mark). `CancelOnDisconnect` arms the watch with the request's own task. Nothing runs per
-request beyond that: the watcher task, queue and timeout around each send this replaced cost 7-15% of the near-me
-throughput (2 workers, alternating 10 s runs).
+The connection sees both first. `DisconnectReportingProtocol` (uvicorn's httptools protocol, which the server's own
+`geoserver.httpserver.JsonErrorsProtocol` extends) puts a `DisconnectWatch` in every request's scope, cancels the
+task the running request's watch is armed with when the connection is lost before its answer is complete, and
+aborts a connection whose client has read nothing for the send timeout (its unsent bytes stayed above the
+transport's low-water mark). `CancelOnDisconnect` arms the watch with the request's own task and gives it the send
+timeout. Nothing else runs per request: no watcher task, queue or timer (docs/performance.md has what those cost).
 
 Cancelling the request's task cancels the statement it waits for: psycopg sends PostgreSQL a cancel request when
 an awaited query is interrupted, so the backend stops within moments and the connection goes back to its pool.
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from geoserver.asgi import HttpMiddleware
 
@@ -29,19 +31,20 @@ _BODYLESS = {"GET", "HEAD", "OPTIONS", "DELETE"}
 class DisconnectWatch:
     """One request's line from its connection to its task: the protocol reports, the middleware arms."""
 
-    __slots__ = ("_task", "gone", "stalled", "send_timeout_s")
+    __slots__ = ("_task", "gone", "cancelled", "stalled", "send_timeout_s")
 
     def __init__(self) -> None:
-        self._task: asyncio.Task[object] | None = None
+        self._task: asyncio.Task[Any] | None = None
         self.gone = False  # the connection was lost before the answer was complete
-        self.stalled = False  # ... because the client read nothing of it for the send timeout
+        self.cancelled = False  # ... and this watch cancelled the task it was armed with
+        self.stalled = False  # ... because the client had read nothing of the answer for the send timeout
         self.send_timeout_s: float | None = None  # None: the protocol waits on a slow reader as long as it takes
 
-    def arm(self, task: asyncio.Task[object]) -> None:
+    def arm(self, task: asyncio.Task[Any]) -> None:
         """From now on the client's leaving cancels `task` (at once if it has already left)."""
         self._task = task
         if self.gone:
-            task.cancel()
+            self._cancel()
 
     def disarm(self) -> None:
         """The request's work is over: nothing to cancel any more."""
@@ -52,16 +55,84 @@ class DisconnectWatch:
         if self.gone:
             return
         self.gone, self.stalled = True, stalled
-        if self._task is not None:
+        self._cancel()
+
+    def _cancel(self) -> None:
+        if self._task is not None and not self.cancelled:
+            self.cancelled = True
             self._task.cancel()
 
 
-class CancelOnDisconnect(HttpMiddleware):
-    """Arm each HTTP request's watch with the task the request runs in, and say why work was stopped.
+class DisconnectReportingProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, telling the running request's `DisconnectWatch` when its client leaves or stops
+    reading. The running request, not the newest: a pipelined request waits, parsed, behind the one answering."""
 
-    The client's disconnect can only be seen once its request body has been read: until then every message belongs
-    to the handler (an upload streams through it, and is told of a disconnect by its own `receive`). So the watch is
-    armed at once for methods without a body, and after the last body chunk for the others.
+    _running: RequestResponseCycle | None = None  # the request whose task runs (uvicorn's `cycle` is the newest)
+    _stall: asyncio.TimerHandle | None = None  # while the client reads nothing of what was written: the drop
+    _stalled = False
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[WATCH] = DisconnectWatch()  # type: ignore[literal-required]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        self._running = cycle
+        super()._start_asgi_task(cycle, app)
+
+    def _watch(self) -> DisconnectWatch | None:
+        """The running request's watch while its answer is incomplete, else None."""
+        cycle = self._running
+        return None if cycle is None or cycle.response_complete else _watch_of(cycle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unstall()
+        watch = self._watch()
+        if watch is not None:
+            watch.lost(stalled=self._stalled)
+            running = self._running
+            assert running is not None
+            # uvicorn marks only its newest request disconnected; the one answering may be older (pipelined). Marked
+            # here, in the same callback, before its cancelled task runs: its end is no error of the app's.
+            running.disconnected = True
+            running.message_event.set()
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        # The transport holds more unsent bytes than its high-water mark: the client is not reading them.
+        super().pause_writing()
+        watch = _watch_of(self._running)  # a complete answer may stall too (the keep-alive timeout waits on it)
+        timeout = watch.send_timeout_s if watch is not None else None
+        if self._stall is None and timeout is not None:
+            self._stall = self.loop.call_later(timeout, self._drop_stalled, timeout)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._unstall()
+
+    def _unstall(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+
+    def _drop_stalled(self, timeout: float) -> None:
+        # Also after a complete answer that the client never read: the connection and its unsent bytes go.
+        self._stall, self._stalled = None, True
+        path = self._running.scope.get("path") if self._running is not None else None
+        log.info("client stopped reading %s: dropped after %g s", path, timeout)
+        self.transport.abort()  # connection_lost follows: it cancels the running request's work
+
+
+def _watch_of(cycle: RequestResponseCycle | None) -> DisconnectWatch | None:
+    return cycle.scope.get(WATCH) if cycle is not None else None  # type: ignore[return-value]
+
+
+class CancelOnDisconnect(HttpMiddleware):
+    """Arm each HTTP request's watch with the task the request runs in, and say when work was stopped for a client
+    that left.
+
+    While a request body is still arriving, its messages belong to the handler (an upload streams through it, and is
+    told of a disconnect by its own `receive`): the watch is armed at once for methods without a body, and after the
+    last body chunk for the others.
     """
 
     def __init__(self, app: ASGIApp, *, send_timeout_s: float) -> None:
@@ -83,15 +154,15 @@ class CancelOnDisconnect(HttpMiddleware):
         try:
             await self.app(scope, receive, send)
         except asyncio.CancelledError:
-            if not watch.gone or current.uncancel() > 0:
-                raise  # the server itself is cancelling this request
-            if not watch.stalled:  # a client dropped for not reading was logged by the protocol
+            if not watch.cancelled or current.uncancel() > 0:
+                raise  # not the watch's cancel (the server is stopping), or more than one
+            if not watch.stalled:  # a client dropped for not reading was logged when it was dropped
                 log.info("client left %s %s: its work was cancelled", scope.get("method"), scope.get("path"))
         finally:
             watch.disarm()
 
 
-def _arming_after_body(receive: Receive, watch: DisconnectWatch, task: asyncio.Task[object]) -> Receive:
+def _arming_after_body(receive: Receive, watch: DisconnectWatch, task: asyncio.Task[Any]) -> Receive:
     """`receive`, arming the watch once the last chunk of the request body has been read."""
 
     async def arming_receive() -> Message:

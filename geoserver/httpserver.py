@@ -1,25 +1,21 @@
-"""The HTTP server's own answers in the API's JSON (an overlong URL or header block, or an unreadable request), and
-what only the connection knows: that the client left, or stopped reading.
+"""The HTTP server's own answers in the API's JSON: an overlong URL or header block, or an unreadable request.
 
 URLs longer than `MAX_URL_BYTES` get a 414 from `UrlLimit` before any route runs. Requests that never reach the app
 are answered by the HTTP protocol itself, and `JsonErrorsProtocol` makes those answers the same JSON error bodies as
 every other: a 414 or 431 for a request line and headers over `MAX_HEAD_BYTES` (the parser would otherwise keep reading
-them into memory without limit), a 400 for what the parser cannot read (its own URL limit is about 64 KiB). It also
-gives each request a `DisconnectWatch` (`geoserver.disconnects`) and reports to it a lost connection, or a client that
-read nothing for the send timeout, which it drops.
+them into memory without limit), a 400 for what the parser cannot read (its own URL limit is about 64 KiB). What the
+connection knows of its client leaving or not reading, it reports as `geoserver.disconnects` says.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 
-from geoserver.disconnects import WATCH, DisconnectWatch
-from geoserver.disconnects import log as disconnects_log
+from geoserver.disconnects import DisconnectReportingProtocol
 from geoserver.errors import error_response
 
 MAX_URL_BYTES = 56 * 1024  # room for the longest CQL2 filter (16 KiB), percent-encoded
@@ -49,15 +45,14 @@ class _HeadTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing and uvicorn calls `send_400_response`."""
 
 
-class JsonErrorsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with a bound on the request head, JSON bodies on its own errors, and each
-    request's `DisconnectWatch` told when its client leaves or stops reading."""
+class JsonErrorsProtocol(DisconnectReportingProtocol):
+    """uvicorn's httptools protocol, reporting disconnects (`geoserver.disconnects`), with a bound on the request head
+    and JSON bodies on its own errors."""
 
     _head_bytes = 0  # of the request line and headers, as parsed
     _raw_bytes = 0  # received while the head is not complete (bounds memory while a huge header arrives)
     _in_head = True
     _refused = False
-    _stall: asyncio.TimerHandle | None = None  # while the client reads nothing of what was written: the drop
 
     def _unsupported_upgrade_warning(self) -> None:
         # Refused by design (`ws="none"` below): any client may ask, so it is no warning, and uvicorn's advice to
@@ -67,46 +62,6 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes, self._raw_bytes, self._in_head = 0, 0, True
-        self.scope[WATCH] = DisconnectWatch()  # type: ignore[literal-required]
-
-    def _watch(self, *, answering: bool = False) -> DisconnectWatch | None:
-        """The watch of uvicorn's current request, if any (only while its answer is incomplete, if `answering`)."""
-        cycle = self.cycle
-        if cycle is None or (answering and cycle.response_complete):
-            return None
-        return cycle.scope.get(WATCH)  # type: ignore[return-value]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._unstall()
-        watch = self._watch(answering=True)
-        if watch is not None:
-            watch.lost()
-        super().connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        # The transport holds more unsent bytes than its high-water mark: the client is not reading them.
-        super().pause_writing()
-        watch = self._watch()
-        if self._stall is None and watch is not None and watch.send_timeout_s is not None:
-            self._stall = self.loop.call_later(watch.send_timeout_s, self._drop_stalled, watch)
-
-    def resume_writing(self) -> None:
-        super().resume_writing()
-        self._unstall()
-
-    def _unstall(self) -> None:
-        if self._stall is not None:
-            self._stall.cancel()
-            self._stall = None
-
-    def _drop_stalled(self, watch: DisconnectWatch) -> None:
-        # Also after a complete answer that the client never read: the connection and its unsent bytes go.
-        self._stall = None
-        path = self.cycle.scope.get("path") if self.cycle is not None else None
-        disconnects_log.info("client stopped reading %s: dropped after %g s", path, watch.send_timeout_s)
-        if self._watch(answering=True) is watch:
-            watch.lost(stalled=True)
-        self.transport.abort()
 
     def on_url(self, url: bytes) -> None:
         super().on_url(url)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from layers.catalogue.visibility import ANONYMOUS
 from layers.errors import IngestError
@@ -146,9 +147,8 @@ def test_an_index_left_invalid_by_an_interrupted_run_is_built_again(
 def test_a_table_with_a_hostile_name_is_optimized_and_reported_ordered(
     database_url: str, conn: psycopg.Connection
 ) -> None:
-    from psycopg import sql
-
-    # Quotes, a dot, a semicolon, spaces and a comment marker: every name reaches SQL as an identifier.
+    # Quotes, a dot (in the schema: a manifest's table is split at its last dot), a semicolon, spaces and a
+    # comment marker: every name reaches SQL as an identifier.
     schema, name = "opt 'odd\".sch", 'opt "pts"; drop table x; --'
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
