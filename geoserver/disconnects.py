@@ -79,18 +79,13 @@ class DisconnectReportingProtocol(HttpToolsProtocol):
         self._running = cycle
         super()._start_asgi_task(cycle, app)
 
-    def _watch(self) -> DisconnectWatch | None:
-        """The running request's watch while its answer is incomplete, else None."""
-        cycle = self._running
-        return None if cycle is None or cycle.response_complete else _watch_of(cycle)
-
     def connection_lost(self, exc: Exception | None) -> None:
         self._unstall()
-        watch = self._watch()
-        if watch is not None:
-            watch.lost(stalled=self._stalled)
-            running = self._running
-            assert running is not None
+        running = self._running
+        if running is not None and not running.response_complete:
+            watch = _watch_of(running)
+            if watch is not None:
+                watch.lost(stalled=self._stalled)
             # uvicorn marks only its newest request disconnected; the one answering may be older (pipelined). Marked
             # here, in the same callback, before its cancelled task runs: its end is no error of the app's.
             running.disconnected = True
